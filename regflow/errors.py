@@ -1,0 +1,94 @@
+"""Expected failures, each with the exit code and Prefect state name a user sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One failed check: where it failed and a few example rows."""
+
+    check: str
+    message: str
+    file: str | None = None
+    column: str | None = None
+    rows: list[int] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)
+    count: int | None = None
+
+    def describe(self) -> str:
+        where = f"column '{self.column}'" if self.column is not None else "table"
+        text = f"{where}: check '{self.check}' failed: {self.message}"
+        if self.rows:
+            shown = ", ".join(
+                f"{row} ({value})" if value != "" else str(row)
+                for row, value in zip(self.rows, self.values or [""] * len(self.rows), strict=False)
+            )
+            total = f"{self.count} rows" if self.count is not None else "rows"
+            text += f"; {total}, e.g. row {shown}"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "column": self.column,
+            "check": self.check,
+            "message": self.message,
+            "rows": self.rows,
+            "values": self.values,
+            "count": self.count,
+        }
+
+
+class RegflowError(Exception):
+    """Base of the failures regflow expects; the CLI turns them into a message and exit code."""
+
+    exit_code = 1
+    status = "failed"
+    state_name = "Failed"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": type(self).__name__, "message": str(self)}
+
+
+class InvalidInputError(RegflowError):
+    """The data or the options cannot be used; lists every problem found."""
+
+    exit_code = 2
+    status = "invalid"
+    state_name = "InvalidInput"
+
+    def __init__(self, source: str | None, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        head = f"{source}: " if source else ""
+        count = len(problems)
+        lines = [f"{head}invalid input ({count} problem{'s' if count != 1 else ''})"]
+        lines += [f"  - {p.describe()}" for p in problems]
+        super().__init__("\n".join(lines))
+
+    @classmethod
+    def single(cls, source: str | None, check: str, message: str, column: str | None = None):
+        return cls(source, [Problem(check=check, message=message, file=source, column=column)])
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "error": type(self).__name__,
+            "message": str(self),
+            "file": self.source,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+class UsageError(InvalidInputError):
+    """An option names something this machine or dataset does not have (exit 2)."""
+
+    def __init__(self, message: str, check: str = "usage"):
+        super().__init__(None, [Problem(check=check, message=message)])
+
+
+class TrainingDivergedError(RegflowError):
+    """The loss became NaN or infinite: the learning rate is too large for the data."""
+
+    state_name = "TrainingDiverged"

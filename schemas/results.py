@@ -1,0 +1,98 @@
+"""Typed results that tasks hand to each other (and that the CLI prints as JSON)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Split = Literal["train", "holdout", "all"]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeatureCorrelation(_Result):
+    feature: str
+    r: float = Field(description="Pearson correlation with the target")
+    p_value: float = Field(description="two-sided p-value of r (t distribution, n-2 df)")
+    spearman: float = Field(description="Spearman rank correlation with the target")
+
+
+class GateWarning(_Result):
+    kind: Literal["curvature", "influential_point", "rank_disagreement", "ill_conditioned"]
+    message: str
+    feature: str | None = None
+    value: float | None = None
+
+
+class GateReport(_Result):
+    n_rows: int
+    features: list[FeatureCorrelation]
+    multiple_r: float = Field(description="multiple correlation R of the least-squares fit")
+    multiple_r_p_value: float = Field(description="p-value of the overall F test")
+    statistic: Literal["max_abs_r", "R"]
+    value: float
+    p_value: float
+    min_abs_r: float
+    alpha: float
+    condition_number: float
+    passed: bool
+    reason: str
+    warnings: list[GateWarning] = Field(default_factory=list)
+
+    @property
+    def decision(self) -> str:
+        return "pass" if self.passed else "stop"
+
+
+class Standardization(_Result):
+    """Scaling applied before training; predictions are mapped back through it."""
+
+    x_mean: list[float]
+    x_scale: list[float]
+    y_mean: float
+    y_scale: float
+
+
+class TrainResult(_Result):
+    features: list[str]
+    device: str
+    optimizer: str
+    dtype: str
+    lr: float
+    epochs_run: int
+    max_epochs: int
+    stop_reason: str
+    losses: list[float] = Field(description="training loss per epoch (in training units)")
+    fit_intercept: bool
+    standardization: Standardization
+    weight_trained: list[float] = Field(description="weights in the units training saw")
+    bias_trained: float
+    coefficients: dict[str, float] = Field(description="weights in original units")
+    intercept: float
+    seconds: float
+
+
+class SplitMetrics(_Result):
+    split: Split
+    n: int
+    mse: float
+    rmse: float
+    mae: float
+    r2: float
+
+
+class Evaluation(_Result):
+    metrics: dict[str, SplitMetrics]
+    fit_split: Split = Field(description="rows the model and the reference were fitted on")
+    holdout_note: str
+    ols_coefficients: dict[str, float]
+    ols_intercept: float
+    ols_mse: float = Field(description="MSE of the float64 least-squares fit on the fit split")
+    model_mse: float = Field(description="MSE of the trained model on the fit split")
+    optimality_gap: float = Field(description="(model_mse - ols_mse) / ols_mse")
+    optimality_gap_abs: float = Field(description="model_mse - ols_mse")
+    reference_condition_number: float
+    reference_trusted: bool
