@@ -18,15 +18,17 @@ class Problem:
     count: int | None = None
 
     def describe(self) -> str:
-        where = f"column '{self.column}'" if self.column is not None else "table"
+        where = f"column '{self.column}'" if self.column is not None else "file"
         text = f"{where}: check '{self.check}' failed: {self.message}"
         if self.rows:
             shown = ", ".join(
                 f"{row} ({value})" if value != "" else str(row)
                 for row, value in zip(self.rows, self.values or [""] * len(self.rows), strict=False)
             )
-            total = f"{self.count} rows" if self.count is not None else "rows"
-            text += f"; {total}, e.g. row {shown}"
+            if self.count is None or self.count == len(self.rows):
+                text += f"; row{'s' if len(self.rows) > 1 else ''} {shown}"
+            else:
+                text += f"; {self.count} rows, e.g. rows {shown}"
         return text
 
     def to_dict(self) -> dict[str, object]:
@@ -92,3 +94,19 @@ class TrainingDivergedError(RegflowError):
     """The loss became NaN or infinite: the learning rate is too large for the data."""
 
     state_name = "TrainingDiverged"
+
+
+class GateStoppedError(RegflowError):
+    """The correlation gate found the relationship too weak to model (exit 3)."""
+
+    exit_code = 3
+    status = "gated"
+    state_name = "WeakCorrelation"
+
+    def __init__(self, report: object, reason: str):
+        super().__init__(f"stopped by the correlation gate: {reason}")
+        self.report = report
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": type(self).__name__, "message": str(self)}

@@ -65,7 +65,8 @@ class TrainResult(_Result):
     epochs_run: int
     max_epochs: int
     stop_reason: str
-    losses: list[float] = Field(description="training loss per epoch (in training units)")
+    losses: list[float] = Field(description="loss before each epoch's update (training units)")
+    final_loss: float = Field(description="loss after the last update (training units)")
     fit_intercept: bool
     standardization: Standardization
     weight_trained: list[float] = Field(description="weights in the units training saw")

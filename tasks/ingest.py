@@ -1,0 +1,180 @@
+"""Ingest: read a CSV or Parquet dataset from a local path or an fsspec URL, with its SHA-256."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NONE
+
+from regflow.errors import InvalidInputError, Problem
+from tasks.outcomes import expected_failures_as_state, retry_unless_expected
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    frame: pd.DataFrame
+    source: str
+    format: str
+    sha256: str
+    n_bytes: int
+
+
+def is_remote(source: str) -> bool:
+    scheme = urlparse(source).scheme
+    return len(scheme) > 1 and scheme != "file"  # one letter is a Windows drive
+
+
+def detect_format(source: str) -> str:
+    path = urlparse(source).path if is_remote(source) else source
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InvalidInputError.single(
+            source,
+            "file_format",
+            f"unsupported extension '{suffix or '(none)'}': use .csv or .parquet",
+        )
+    return FORMATS[suffix]
+
+
+def _sha256_file(path: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _header(first: bytes) -> list[str]:
+    line = first.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    return next(csv.reader([line]), [])
+
+
+def _first_bad_utf8_line(stream: io.BufferedIOBase) -> tuple[int, str]:
+    stream.seek(0)
+    for number, raw in enumerate(stream, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return number, repr(raw[max(err.start - 10, 0) : err.end + 10])
+    return 0, ""
+
+
+def _parse_csv(stream: io.BufferedIOBase, source: str) -> pd.DataFrame:
+    first = stream.read(64 << 10)
+    if not first.strip():
+        raise InvalidInputError.single(source, "not_empty", "the file is empty")
+    names = _header(first)
+    dupes = sorted(name for name, count in Counter(names).items() if count > 1)
+    if dupes:
+        raise InvalidInputError(
+            source,
+            [
+                Problem(
+                    check="unique_column_names",
+                    message="the header names this column more than once",
+                    file=source,
+                    column=name,
+                )
+                for name in dupes
+            ],
+        )
+    stream.seek(0)
+    try:
+        return pd.read_csv(stream, encoding="utf-8")
+    except UnicodeDecodeError:
+        line, sample = _first_bad_utf8_line(stream)
+        raise InvalidInputError.single(
+            source, "utf8", f"bytes that are not UTF-8 on line {line}: {sample}"
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        message = str(err).strip().splitlines()[0]
+        raise InvalidInputError.single(source, "csv_syntax", message) from None
+
+
+def _parse_parquet(stream: io.BufferedIOBase, source: str) -> pd.DataFrame:
+    try:
+        table = pq.read_table(stream)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InvalidInputError.single(source, "parquet_format", str(err)) from None
+    nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
+    if nested:
+        raise InvalidInputError(
+            source,
+            [
+                Problem(
+                    check="flat_columns",
+                    message="nested (list/struct/map) column: flatten it to numeric columns",
+                    file=source,
+                    column=name,
+                )
+                for name in nested
+            ],
+        )
+    return table.to_pandas()
+
+
+def _parse(stream: io.BufferedIOBase, fmt: str, source: str) -> pd.DataFrame:
+    return _parse_csv(stream, source) if fmt == "csv" else _parse_parquet(stream, source)
+
+
+def _read_local(source: str) -> LoadedData:
+    path = source[len("file://") :] if source.startswith("file://") else source
+    if os.path.isdir(path):
+        raise InvalidInputError.single(source, "is_file", "this is a directory, not a file")
+    fmt = detect_format(source)
+    if not os.path.exists(path):
+        raise InvalidInputError.single(source, "file_exists", "no such file")
+    # Hash on the second core while the first one parses.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(_sha256_file, path)
+        with open(path, "rb") as stream:
+            frame = _parse(stream, fmt, source)
+        sha256, size = hashing.result()
+    return LoadedData(frame, source, fmt, sha256, size)
+
+
+def _read_remote(source: str, fmt: str) -> LoadedData:
+    # Remote files are fetched whole, hashed, then parsed from memory.
+    try:
+        with fsspec.open(source, "rb") as remote:
+            data = remote.read()
+    except FileNotFoundError:
+        raise InvalidInputError.single(source, "file_exists", "no such file at this URL") from None
+    stream = io.BytesIO(data)
+    frame = _parse(stream, fmt, source)
+    return LoadedData(frame, source, fmt, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def read_table(source: str) -> LoadedData:
+    """Read a dataset; every expected problem becomes an InvalidInputError naming the file."""
+    if is_remote(source):
+        return _read_remote(source, detect_format(source))
+    return _read_local(source)
+
+
+ingest_task = task(
+    expected_failures_as_state(read_table),
+    name="ingest",
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_unless_expected,
+    cache_policy=NONE,
+    persist_result=False,
+)

@@ -1,0 +1,50 @@
+"""Expected failures end a task in a named Failed state (no traceback, no pointless retry)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from prefect.states import Failed, State
+
+from regflow.errors import RegflowError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def expected_failures_as_state(fn: Callable[P, R]) -> Callable[P, R | State]:
+    """Wrap a plain function so that a RegflowError becomes e.g. an `InvalidInput` state."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | State:
+        try:
+            return fn(*args, **kwargs)
+        except RegflowError as err:
+            return Failed(name=err.state_name, message=str(err), data=err)
+
+    return wrapper
+
+
+def retry_unless_expected(task: Any, task_run: Any, state: State) -> bool:
+    """Retry faults (network, storage); bad input will not get better on retry."""
+    return not isinstance(state.result(raise_on_failure=False), RegflowError)
+
+
+class StepFailed(Exception):
+    """Raised inside a flow to stop at a task that ended in an expected Failed state."""
+
+    def __init__(self, error: RegflowError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def unwrap(state: State) -> Any:
+    """The task's value, or StepFailed carrying the RegflowError that stopped it."""
+    value = state.result(raise_on_failure=False)
+    if state.is_failed():
+        if isinstance(value, RegflowError):
+            raise StepFailed(value)
+        state.result()  # re-raise an unexpected failure as it was
+    return value

@@ -1,0 +1,128 @@
+"""Validate: choose the feature and target columns, then check them with the pandera schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NONE
+
+from regflow.errors import InvalidInputError, Problem
+from schemas.dataset import validate_frame
+from tasks.ingest import LoadedData
+from tasks.outcomes import expected_failures_as_state
+
+DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+SNIFF_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class ValidatedData:
+    frame: pd.DataFrame  # the chosen columns, float64, features then target
+    features: list[str]
+    target: str
+    source: str
+    sha256: str
+    format: str
+    ignored_columns: list[str]
+
+
+def _mostly_numeric(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    # A numeric column with a few stray strings is still a feature: validation names the rows.
+    sample = column.dropna().head(SNIFF_ROWS)
+    return len(sample) > 0 and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5
+
+
+def _delimiter_hint(columns: list[str]) -> str:
+    if len(columns) == 1:
+        for char, name in DELIMITERS.items():
+            if char in columns[0]:
+                return (
+                    f"; the header is one column containing '{char}': is the file"
+                    f" {name}-separated? regflow reads comma-separated CSV"
+                )
+    return ""
+
+
+def resolve_columns(
+    frame: pd.DataFrame, target: str, features: list[str] | None, source: str
+) -> tuple[list[str], list[str]]:
+    """The feature list (default: every numeric column but the target) and ignored columns."""
+    columns = [str(c) for c in frame.columns]
+    available = ", ".join(f"'{c}'" for c in columns[:20]) + (" ..." if len(columns) > 20 else "")
+    hint = _delimiter_hint(columns)
+    problems: list[Problem] = []
+    wanted = [target, *(features or [])]
+    for name in dict.fromkeys(wanted):
+        if name not in columns:
+            problems.append(
+                Problem(
+                    check="column_present",
+                    message=f"column not found; the file has {available}{hint}",
+                    file=source,
+                    column=name,
+                )
+            )
+    if features is not None:
+        if target in features:
+            problems.append(
+                Problem(
+                    check="target_not_feature",
+                    message="the target is also named as a feature",
+                    file=source,
+                    column=target,
+                )
+            )
+        for name in sorted({f for f in features if features.count(f) > 1}):
+            problems.append(
+                Problem(
+                    check="unique_features",
+                    message="named more than once in --features",
+                    file=source,
+                    column=name,
+                )
+            )
+        if not features:
+            problems.append(
+                Problem(check="features_given", message="--features is empty", file=source)
+            )
+    if problems:
+        raise InvalidInputError(source, problems)
+    if features is not None:
+        return list(features), [c for c in columns if c not in features and c != target]
+    chosen = [c for c in columns if c != target and _mostly_numeric(frame[c])]
+    ignored = [c for c in columns if c != target and c not in chosen]
+    if not chosen:
+        raise InvalidInputError.single(
+            source,
+            "numeric_features",
+            f"no numeric feature column besides the target; the file has {available}{hint}",
+        )
+    return chosen, ignored
+
+
+def validate_dataset(data: LoadedData, target: str, features: list[str] | None) -> ValidatedData:
+    chosen, ignored = resolve_columns(data.frame, target, features, data.source)
+    frame = validate_frame(data.frame, chosen, target, data.source)
+    return ValidatedData(
+        frame=frame,
+        features=chosen,
+        target=target,
+        source=data.source,
+        sha256=data.sha256,
+        format=data.format,
+        ignored_columns=ignored,
+    )
+
+
+validate_task = task(
+    expected_failures_as_state(validate_dataset),
+    name="validate",
+    cache_policy=NONE,
+    persist_result=False,
+)
