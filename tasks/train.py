@@ -152,6 +152,7 @@ def _scaled_matrix(
     rows: np.ndarray | None,
     mean: list[float],
     scale: list[float],
+    dtype: type[np.floating],
 ) -> np.ndarray:
     # Built column by column so no float64 copy of the whole matrix is ever held.
     n = len(frame) if rows is None else len(rows)
@@ -206,9 +207,12 @@ def fit_linear(
     """Fit y = Xw + b with torch.nn.Linear; `rows` selects the training rows (all by default)."""
     started = time.perf_counter()
     scaling = standardization(frame, features, target, rows, config)
-    x = torch.from_numpy(_scaled_float32(frame, features, rows, scaling.x_mean, scaling.x_scale))
+    np_dtype = np.float64 if config.dtype == "float64" else np.float32
+    x = torch.from_numpy(
+        _scaled_matrix(frame, features, rows, scaling.x_mean, scaling.x_scale, np_dtype)
+    )
     y = torch.from_numpy(
-        _scaled_float32(frame, [target], rows, [scaling.y_mean], [scaling.y_scale])
+        _scaled_matrix(frame, [target], rows, [scaling.y_mean], [scaling.y_scale], np_dtype)
     )
     x, y = x.to(device), y.to(device)  # moved once, before the loop
     with torch.random.fork_rng(devices=[]):
