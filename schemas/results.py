@@ -97,3 +97,31 @@ class Evaluation(_Result):
     optimality_gap_abs: float = Field(description="model_mse - ols_mse")
     reference_condition_number: float
     reference_trusted: bool
+
+
+class PublishedRun(_Result):
+    """Where one run's outputs went (paths as strings so they print as JSON)."""
+
+    run_dir: str
+    model: str
+    card: str
+    predictions: str
+    plots: dict[str, str]
+
+
+class TrainOutcome(_Result):
+    """What a completed training run returns (the CLI prints it as JSON)."""
+
+    status: Literal["completed"] = "completed"
+    model: str
+    flow_run_id: str | None
+    flow_run_name: str | None
+    data_sha256: str
+    features: list[str]
+    target: str
+    ignored_columns: list[str]
+    dtype_reason: str
+    gate: GateReport
+    training: TrainResult
+    evaluation: Evaluation
+    paths: PublishedRun

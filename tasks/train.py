@@ -26,6 +26,8 @@ ProgressFn = Callable[[int, int, float], None]
 
 DEFAULT_LR: dict[str, float] = {"sgd": 0.1, "adam": 0.05, "lbfgs": 1.0}
 DEFAULT_EPOCHS: dict[str, int] = {"sgd": 2000, "adam": 2000, "lbfgs": 200}
+# First-order optimizers wander before they settle: give them a longer window.
+DEFAULT_PATIENCE: dict[str, int] = {"sgd": 100, "adam": 100, "lbfgs": 10}
 REPORTS_PER_RUN = 20  # log and progress updates per run, whatever the epoch count
 BLOCK_ROWS = 1 << 20
 
@@ -70,7 +72,11 @@ def resolve_config(
     config = replace(PRESETS[preset], fit_intercept=fit_intercept, seed=seed, dtype=dtype)
     if optimizer is not None and optimizer != config.optimizer:
         config = replace(
-            config, optimizer=optimizer, lr=DEFAULT_LR[optimizer], epochs=DEFAULT_EPOCHS[optimizer]
+            config,
+            optimizer=optimizer,
+            lr=DEFAULT_LR[optimizer],
+            epochs=DEFAULT_EPOCHS[optimizer],
+            patience=DEFAULT_PATIENCE[optimizer],
         )
     if lr is not None:
         config = replace(config, lr=lr)

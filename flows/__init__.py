@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only (training.py: train, scoring.py: score)."""

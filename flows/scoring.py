@@ -1,0 +1,100 @@
+"""Batch scoring flow: a registry model (default `<name>@champion`) over a CSV/Parquet table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
+
+from regflow.errors import RegflowError
+from tasks.ingest import ingest_task
+from tasks.outcomes import StepFailed, unwrap
+from tasks.score import (
+    PREDICTION_COLUMN,
+    ScoredModel,
+    ScoreResult,
+    artifact_key,
+    default_output,
+    load_model_task,
+    output_format,
+    resolve_request,
+    score_task,
+    scores_table,
+    write_scores_task,
+)
+
+
+def _run_name() -> str:
+    params = flow_run.parameters or {}
+    data = str(params.get("data", "data"))
+    model = params.get("model") or Path(data).stem
+    model = str(model).replace("@", "-").replace(":", "-v")
+    return f"score-{model}-{datetime.now(UTC):%Y-%m-%d}"
+
+
+@flow(name="score", flow_run_name=_run_name, log_prints=False)
+def score(
+    data: str,
+    model: str | None = None,
+    out: str | None = None,
+    registry: str | None = None,
+) -> ScoreResult | State:
+    """Score `data` with the registry model `model` (default `<data name>@champion`).
+
+    Writes the input's columns plus `predicted`, `model_version` and `model_ref` to `out`
+    (CSV or Parquet by extension; default artifacts/scores/...) and publishes the first rows
+    as the table artifact `<model>-scores`. Expected failures end the run in a named Failed
+    state (InvalidInput, NotFound, IntegrityError) carrying the error.
+    """
+    logger = get_run_logger()
+    try:
+        ref = resolve_request(data, model)
+        if out is not None:
+            output_format(out)  # refuse a bad extension before doing any work
+        predictor = unwrap(load_model_task(ref, registry, return_state=True))
+        logger.info("model %s resolved to %s (%s)", ref, predictor.ref, predictor.signature)
+        loaded = unwrap(ingest_task(data, return_state=True))
+        ignored = predictor.extra_columns(loaded.frame)
+        if ignored:
+            logger.info("columns not used by the model, passed through: %s", ignored)
+        scored = unwrap(score_task(predictor, loaded.frame, loaded.source, return_state=True))
+        target = Path(out) if out is not None else default_output(data, predictor)
+        written = unwrap(write_scores_task(scored, target, return_state=True))
+    except StepFailed as failure:
+        return Failed(
+            name=failure.error.state_name, message=str(failure.error), data=failure.error
+        )
+    except RegflowError as err:
+        return Failed(name=err.state_name, message=str(err), data=err)
+
+    key = artifact_key(predictor.name)
+    predictions = scored[PREDICTION_COLUMN]
+    create_table_artifact(
+        table=scores_table(scored),
+        key=key,
+        description=(
+            f"{len(scored)} rows of `{data}` scored with `{predictor.ref}` "
+            f"(requested `{ref}`); written to `{written}`. First rows shown."
+        ),
+    )
+    logger.info("scored %d rows with %s into %s", len(scored), predictor.ref, written)
+    empty = len(predictions) == 0
+    return ScoreResult(
+        model=ScoredModel(
+            name=predictor.name, version=predictor.version, ref=predictor.ref, requested=ref
+        ),
+        data=loaded.source,
+        data_sha256=loaded.sha256,
+        rows=len(scored),
+        out=str(written),
+        format=output_format(written),
+        artifact_key=key,
+        ignored_columns=ignored,
+        prediction_mean=None if empty else float(predictions.mean()),
+        prediction_min=None if empty else float(predictions.min()),
+        prediction_max=None if empty else float(predictions.max()),
+    )

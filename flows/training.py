@@ -1,0 +1,180 @@
+"""The `train` flow: ingest, validate, gate, train, evaluate, publish. Orchestration only."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from prefect import flow, get_run_logger, runtime
+from prefect.client.orchestration import get_client
+from prefect.states import Failed, State
+from pydantic import Field
+
+from regflow.errors import GateStoppedError, RegflowError, UsageError
+from schemas.results import TrainOutcome
+from tasks.evaluate import evaluate_task, make_split
+from tasks.gate import gate_task
+from tasks.ingest import ingest_task
+from tasks.outcomes import StepFailed, unwrap
+from tasks.publish import build_card, publish_task, render_plots
+from tasks.report import gate_stop_report_task, report_task
+from tasks.train import choose_dtype, resolve_config, select_device, train_task
+from tasks.validate import validate_task
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DEFAULT_OUT = "artifacts/runs"
+
+
+def default_model_name(data: str) -> str:
+    """The data file's name without its extension (URLs too)."""
+    stem = Path(data.split("?", 1)[0].rstrip("/")).stem or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "model"
+
+
+def _run_name() -> str:
+    params = runtime.flow_run.parameters
+    model = params.get("model") or default_model_name(str(params.get("data", "model")))
+    return f"train-{model}-{datetime.now(UTC):%Y-%m-%d}"
+
+
+def _tag_run(model: str, preset: str) -> None:
+    # Tags set here reach deployment runs as well as local ones.
+    run_id = runtime.flow_run.id
+    if not run_id:
+        return
+    tags = sorted({*runtime.flow_run.tags, f"model:{model}", f"preset:{preset}", "regflow"})
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run_id, tags=tags)
+
+
+@flow(name="train", flow_run_name=_run_name, validate_parameters=True)
+def train(
+    data: str,
+    target: str,
+    features: list[str] | None = None,
+    model: str | None = None,
+    preset: Literal["default", "seed"] = "default",
+    optimizer: Literal["sgd", "adam", "lbfgs"] | None = None,
+    lr: Annotated[float, Field(gt=0)] | None = None,
+    epochs: Annotated[int, Field(ge=1)] | None = None,
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto",
+    dtype: Literal["auto", "float32", "float64"] = "auto",
+    seed: int = 0,
+    holdout: Annotated[float, Field(ge=0, lt=1)] = 0.2,
+    no_intercept: bool = False,
+    min_abs_r: Annotated[float, Field(ge=0, le=1)] = 0.5,
+    alpha: Annotated[float, Field(gt=0, le=1)] = 0.05,
+    out: str = DEFAULT_OUT,
+) -> TrainOutcome | State:
+    """Train a linear regression on DATA's TARGET and publish the model, card and plots."""
+    name = model or default_model_name(data)
+    parameters = {k: v for k, v in locals().items() if k != "name"}
+    logger = get_run_logger()
+    try:
+        if not MODEL_NAME.match(name):
+            raise UsageError(
+                f"model name '{name}' must be letters, digits, '.', '_' or '-' (at most 100)",
+                check="model_name",
+            )
+        torch_device = select_device(device)
+        _tag_run(name, preset)
+        loaded = unwrap(ingest_task(data, return_state=True))
+        valid = unwrap(validate_task(loaded, target, features, return_state=True))
+        logger.info(
+            "%s: %d rows, features %s, target '%s'",
+            data,
+            len(valid.frame),
+            ", ".join(valid.features[:10]) + (" ..." if len(valid.features) > 10 else ""),
+            target,
+        )
+        gate = gate_task(
+            valid.frame,
+            valid.features,
+            target,
+            min_abs_r=min_abs_r,
+            alpha=alpha,
+            fit_intercept=not no_intercept,
+        )
+        for warning in gate.warnings:
+            logger.warning("gate warning (%s): %s", warning.kind, warning.message)
+        if not gate.passed:
+            gate_stop_report_task(name, gate)
+            raise StepFailed(GateStoppedError(gate, gate.reason))
+        precision, why = choose_dtype(
+            dtype,
+            condition_number=gate.condition_number,
+            r_squared=gate.multiple_r**2,
+            device=torch_device,
+        )
+        logger.info("precision: %s", why)
+        config = resolve_config(
+            preset,
+            optimizer=optimizer,
+            lr=lr,
+            epochs=epochs,
+            fit_intercept=not no_intercept,
+            seed=seed,
+            dtype=precision,
+        )
+        plan = make_split(len(valid.frame), holdout, seed)
+        trained = unwrap(
+            train_task(
+                valid.frame,
+                valid.features,
+                target,
+                config,
+                device,
+                plan.train_rows,
+                name,
+                return_state=True,
+            )
+        )
+        evaluation, predictions = evaluate_task(valid.frame, valid.features, target, trained, plan)
+        run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
+        card = build_card(
+            name=name,
+            data=valid,
+            gate=gate,
+            trained=trained,
+            evaluation=evaluation,
+            parameters=parameters,
+            flow_run_id=run_id,
+            flow_run_name=runtime.flow_run.name,
+        )
+        images = render_plots(valid.frame, trained, target, predictions)
+        published = publish_task(out, card, trained, predictions, images)
+        report_task(name, gate, trained, evaluation, predictions, images)
+        logger.info(
+            "done: %s, %s MSE %.6g, R² %.6g; optimality gap %.3g; outputs in %s",
+            name,
+            evaluation.fit_split,
+            evaluation.model_mse,
+            evaluation.metrics[evaluation.fit_split].r2,
+            evaluation.optimality_gap,
+            published.run_dir,
+        )
+        return TrainOutcome(
+            model=name,
+            flow_run_id=run_id,
+            flow_run_name=runtime.flow_run.name,
+            data_sha256=valid.sha256,
+            features=valid.features,
+            target=target,
+            ignored_columns=valid.ignored_columns,
+            dtype_reason=why,
+            gate=gate,
+            training=trained,
+            evaluation=evaluation,
+            paths=published,
+        )
+    except StepFailed as stop:
+        return _failed(stop.error)
+    except RegflowError as err:
+        return _failed(err)
+
+
+def _failed(err: RegflowError) -> State:
+    get_run_logger().error("%s", err)
+    return Failed(name=err.state_name, message=str(err), data=err)

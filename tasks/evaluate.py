@@ -1,0 +1,131 @@
+"""Evaluate: true against predicted for every row, metrics per split, and the float64 optimum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NONE
+
+from regflow.least_squares import fit_least_squares
+from schemas.results import Evaluation, Split, SplitMetrics, TrainResult
+
+MIN_ROWS_FOR_HOLDOUT = 30
+# Below ~8 trustworthy digits in float64 the reference itself is not a reference.
+TRUSTED_CONDITION = 1e8
+NEAR_ZERO_MSE = 1e-30
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which rows train and which are held out; no holdout means all rows do both."""
+
+    n_rows: int
+    train_rows: np.ndarray | None  # None: every row
+    holdout_rows: np.ndarray | None
+    note: str
+
+    @property
+    def fit_split(self) -> Split:
+        return "all" if self.holdout_rows is None else "train"
+
+    def labels(self) -> np.ndarray:
+        labels = np.full(self.n_rows, "all" if self.holdout_rows is None else "train", dtype=object)
+        if self.holdout_rows is not None:
+            labels[self.holdout_rows] = "holdout"
+        return labels
+
+
+def make_split(n_rows: int, holdout: float, seed: int) -> SplitPlan:
+    if holdout <= 0:
+        return SplitPlan(
+            n_rows, None, None, "no holdout requested: trained and evaluated on all rows"
+        )
+    if n_rows < MIN_ROWS_FOR_HOLDOUT:
+        return SplitPlan(
+            n_rows,
+            None,
+            None,
+            f"only {n_rows} rows (< {MIN_ROWS_FOR_HOLDOUT}): no holdout, "
+            "trained and evaluated on all rows",
+        )
+    count = min(max(1, round(n_rows * holdout)), n_rows - 3)
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return SplitPlan(
+        n_rows,
+        np.sort(order[count:]),
+        np.sort(order[:count]),
+        f"holdout: {count} of {n_rows} rows ({holdout:.0%}, seed {seed}) never seen in training",
+    )
+
+
+def predict(frame: pd.DataFrame, coefficients: dict[str, float], intercept: float) -> np.ndarray:
+    """Predictions in original units, float64, one column at a time (no matrix copy)."""
+    out = np.full(len(frame), intercept, dtype=np.float64)
+    for name, weight in coefficients.items():
+        out += weight * frame[name].to_numpy(dtype=np.float64)
+    return out
+
+
+def split_metrics(split: Split, y: np.ndarray, predicted: np.ndarray) -> SplitMetrics:
+    residual = y - predicted
+    mse = float(np.mean(residual**2))
+    centred = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(residual**2)) / centred if centred > 0 else float("nan")
+    return SplitMetrics(
+        split=split,
+        n=len(y),
+        mse=mse,
+        rmse=float(np.sqrt(mse)),
+        mae=float(np.mean(np.abs(residual))),
+        r2=r2,
+    )
+
+
+def evaluate_model(
+    frame: pd.DataFrame, features: list[str], target: str, trained: TrainResult, plan: SplitPlan
+) -> tuple[Evaluation, pd.DataFrame]:
+    y = frame[target].to_numpy(dtype=np.float64)
+    predicted = predict(frame, trained.coefficients, trained.intercept)
+    groups: dict[str, np.ndarray | None] = {"all": None}
+    if plan.holdout_rows is not None:
+        groups = {"train": plan.train_rows, "holdout": plan.holdout_rows, "all": None}
+    metrics = {
+        name: split_metrics(
+            name, y if rows is None else y[rows], predicted if rows is None else predicted[rows]
+        )  # type: ignore[arg-type]
+        for name, rows in groups.items()
+    }
+    fit_rows = plan.train_rows
+    x_fit = frame[features].to_numpy(dtype=np.float64)
+    if fit_rows is not None:
+        x_fit = x_fit[fit_rows]
+    y_fit = y if fit_rows is None else y[fit_rows]
+    reference = fit_least_squares(x_fit, y_fit, fit_intercept=trained.fit_intercept)
+    del x_fit
+    ols_mse = reference.sse / len(y_fit)
+    model_mse = metrics[plan.fit_split].mse
+    gap_abs = model_mse - ols_mse
+    gap = gap_abs / ols_mse if ols_mse > NEAR_ZERO_MSE else (0.0 if gap_abs <= 0 else float("inf"))
+    evaluation = Evaluation(
+        metrics=metrics,
+        fit_split=plan.fit_split,
+        holdout_note=plan.note,
+        ols_coefficients=dict(zip(features, reference.coef.tolist(), strict=True)),
+        ols_intercept=reference.intercept,
+        ols_mse=ols_mse,
+        model_mse=model_mse,
+        optimality_gap=gap,
+        optimality_gap_abs=gap_abs,
+        reference_condition_number=reference.condition_number,
+        reference_trusted=reference.condition_number < TRUSTED_CONDITION,
+    )
+    predictions = pd.DataFrame(
+        {"true": y, "predicted": predicted, "residual": y - predicted, "split": plan.labels()}
+    )
+    return evaluation, predictions
+
+
+evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NONE, persist_result=False)

@@ -1,0 +1,195 @@
+"""Publish: weights (safetensors), card, predictions and plots, moved into place atomically."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import uuid
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from prefect import task
+from prefect.cache_policies import NONE
+
+from regflow import plots
+from regflow.model_files import LinearWeights, save_weights
+from schemas.model_card import (
+    CARD_FILE,
+    PREDICTIONS_FILE,
+    WEIGHTS_FILE,
+    Coefficients,
+    ColumnSpec,
+    DataInfo,
+    ModelCard,
+    Signature,
+)
+from schemas.results import Evaluation, GateReport, PublishedRun, TrainResult
+from tasks.outcomes import retry_unless_expected
+from tasks.validate import ValidatedData
+
+LIBRARIES = ("regflow", "torch", "prefect", "pandas", "pandera", "numpy", "safetensors")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def build_card(
+    *,
+    name: str,
+    data: ValidatedData,
+    gate: GateReport,
+    trained: TrainResult,
+    evaluation: Evaluation,
+    parameters: dict[str, Any],
+    flow_run_id: str | None,
+    flow_run_name: str | None,
+) -> ModelCard:
+    return ModelCard(
+        name=name,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        signature=Signature(
+            features=[ColumnSpec(name=f) for f in data.features],
+            target=ColumnSpec(name=data.target),
+        ),
+        fit_intercept=trained.fit_intercept,
+        standardization=trained.standardization,
+        coefficients=Coefficients(weights=trained.coefficients, intercept=trained.intercept),
+        metrics=evaluation.metrics,
+        evaluation=evaluation,
+        gate=gate,
+        data=DataInfo(
+            source=data.source,
+            format=data.format,
+            sha256=data.sha256,
+            rows=len(data.frame),
+            columns=[*data.features, data.target],
+        ),
+        training={
+            "device": trained.device,
+            "optimizer": trained.optimizer,
+            "dtype": trained.dtype,
+            "lr": trained.lr,
+            "epochs_run": trained.epochs_run,
+            "max_epochs": trained.max_epochs,
+            "stop_reason": trained.stop_reason,
+            "final_loss": trained.final_loss,
+            "seconds": trained.seconds,
+        },
+        parameters=parameters,
+        library_versions=library_versions(),
+        flow_run_id=flow_run_id,
+        flow_run_name=flow_run_name,
+    )
+
+
+def _weights(trained: TrainResult) -> LinearWeights:
+    return LinearWeights(
+        coef=np.array([trained.coefficients[f] for f in trained.features], dtype=np.float64),
+        intercept=trained.intercept,
+        weight_trained=np.array([trained.weight_trained], dtype=np.float32),
+        bias_trained=np.array([trained.bias_trained], dtype=np.float32),
+        x_mean=np.array(trained.standardization.x_mean),
+        x_scale=np.array(trained.standardization.x_scale),
+        y_mean=trained.standardization.y_mean,
+        y_scale=trained.standardization.y_scale,
+    )
+
+
+def render_plots(
+    frame: pd.DataFrame, trained: TrainResult, target: str, predictions: pd.DataFrame
+) -> dict[str, bytes]:
+    images = {
+        "loss": plots.loss_curve(
+            trained.losses, f"training loss ({trained.optimizer}, {trained.device})"
+        ),
+        "predicted_vs_true": plots.predicted_vs_true(predictions),
+        "residuals": plots.residuals(predictions),
+    }
+    if len(trained.features) == 1:
+        feature = trained.features[0]
+        images["fit"] = plots.fitted_line(
+            frame[feature].to_numpy(),
+            frame[target].to_numpy(),
+            trained.coefficients[feature],
+            trained.intercept,
+            feature,
+            target,
+        )
+    return images
+
+
+def run_folder_name(model: str, flow_run_id: str | None) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{(flow_run_id or uuid.uuid4().hex)[:8]}"
+
+
+def publish_run(
+    out_dir: str | Path,
+    card: ModelCard,
+    trained: TrainResult,
+    predictions: pd.DataFrame,
+    images: dict[str, bytes],
+) -> PublishedRun:
+    """Write everything into a hidden temporary folder, then rename it into place in one step."""
+    parent = Path(out_dir) / card.name
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / run_folder_name(card.name, card.flow_run_id)
+    staging = parent / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        (staging / "plots").mkdir()
+        plot_files = {}
+        for name, png in images.items():
+            (staging / "plots" / f"{name}.png").write_bytes(png)
+            plot_files[name] = f"plots/{name}.png"
+        save_weights(
+            _weights(trained),
+            staging / WEIGHTS_FILE,
+            metadata={"format": "regflow-linear-v1", "name": card.name},
+        )
+        pacsv.write_csv(
+            pa.Table.from_pandas(predictions, preserve_index=False), staging / PREDICTIONS_FILE
+        )
+        files = sorted([WEIGHTS_FILE, PREDICTIONS_FILE, CARD_FILE, *plot_files.values()])
+        card = card.model_copy(update={"files": files})
+        (staging / CARD_FILE).write_text(card.model_dump_json(indent=2))
+        for path in staging.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PublishedRun(
+        run_dir=str(final),
+        model=str(final / WEIGHTS_FILE),
+        card=str(final / CARD_FILE),
+        predictions=str(final / PREDICTIONS_FILE),
+        plots={name: str(final / rel) for name, rel in plot_files.items()},
+    )
+
+
+publish_task = task(
+    publish_run,
+    name="publish",
+    retries=2,
+    retry_delay_seconds=[1, 4],
+    retry_condition_fn=retry_unless_expected,
+    cache_policy=NONE,
+    persist_result=False,
+)

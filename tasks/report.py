@@ -1,0 +1,157 @@
+"""Report: Prefect artifacts with stable keys per model, so the UI keeps each model's history."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+
+from schemas.results import Evaluation, GateReport, TrainResult
+
+PREVIEW_ROWS = 10
+
+
+def artifact_key(model: str, kind: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-") or "model"
+    return f"{slug}-{kind}"
+
+
+def metrics_rows(evaluation: Evaluation) -> list[dict[str, object]]:
+    return [
+        {
+            "split": m.split,
+            "n": m.n,
+            "mse": m.mse,
+            "rmse": m.rmse,
+            "mae": m.mae,
+            "r2": m.r2,
+        }
+        for m in evaluation.metrics.values()
+    ]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def gate_markdown(gate: GateReport) -> str:
+    lines = [
+        f"**Gate: {'passed' if gate.passed else 'stopped'}** — {gate.reason}",
+        "",
+        f"{gate.n_rows} rows; {gate.statistic} = {_fmt(gate.value)} (p = {_fmt(gate.p_value)}); "
+        f"thresholds: min_abs_r {gate.min_abs_r}, alpha {gate.alpha}; "
+        f"condition number {_fmt(gate.condition_number)}",
+        "",
+        "| feature | Pearson r | p-value | Spearman |",
+        "|---|---|---|---|",
+        *(
+            f"| {f.feature} | {_fmt(f.r)} | {_fmt(f.p_value)} | {_fmt(f.spearman)} |"
+            for f in gate.features[:50]
+        ),
+    ]
+    if len(gate.features) > 50:
+        lines.append(f"| ... {len(gate.features) - 50} more | | | |")
+    if gate.warnings:
+        lines += ["", "Warnings:", *(f"- **{w.kind}**: {w.message}" for w in gate.warnings)]
+    return "\n".join(lines)
+
+
+def report_markdown(
+    model: str,
+    gate: GateReport,
+    trained: TrainResult,
+    evaluation: Evaluation,
+    predictions: pd.DataFrame,
+    images: dict[str, bytes],
+    extra_sections: list[str] | None = None,
+) -> str:
+    metric_lines = [
+        "| split | n | MSE | RMSE | MAE | R² |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {m.split} | {m.n} | {_fmt(m.mse)} | {_fmt(m.rmse)} | {_fmt(m.mae)} | {_fmt(m.r2)} |"
+            for m in evaluation.metrics.values()
+        ),
+    ]
+    preview = predictions.head(PREVIEW_ROWS)
+    preview_lines = [
+        "| row | true | predicted | residual | split |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {i + 1} | {_fmt(r.true)} | {_fmt(r.predicted)} | {_fmt(r.residual)} | {r.split} |"
+            for i, r in enumerate(preview.itertuples(index=False))
+        ),
+    ]
+    coefficients = ", ".join(f"{k} = {_fmt(v)}" for k, v in list(trained.coefficients.items())[:20])
+    plots = [
+        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+        for name, png in images.items()
+    ]
+    sections = [
+        f"# {model}: training report",
+        gate_markdown(gate),
+        "## Model",
+        f"Coefficients (original units): {coefficients}; intercept = {_fmt(trained.intercept)}.  \n"
+        f"{trained.optimizer} on {trained.device} in {trained.dtype}, {trained.epochs_run} epochs "
+        f"({trained.stop_reason}).",
+        "## Metrics",
+        evaluation.holdout_note,
+        "\n".join(metric_lines),
+        f"Least-squares optimum (float64) on the {evaluation.fit_split} split: MSE "
+        f"{_fmt(evaluation.ols_mse)}; optimality gap {_fmt(evaluation.optimality_gap)} "
+        f"(relative), {_fmt(evaluation.optimality_gap_abs)} (absolute)."
+        + (
+            ""
+            if evaluation.reference_trusted
+            else " The reference is ill-conditioned: see warnings."
+        ),
+        *(extra_sections or []),
+        f"## True against predicted (first {len(preview)} rows)",
+        "\n".join(preview_lines),
+        "## Plots",
+        "\n\n".join(plots),
+    ]
+    return "\n\n".join(sections)
+
+
+def publish_report(
+    model: str,
+    gate: GateReport,
+    trained: TrainResult,
+    evaluation: Evaluation,
+    predictions: pd.DataFrame,
+    images: dict[str, bytes],
+    extra_sections: list[str] | None = None,
+) -> None:
+    create_table_artifact(
+        key=artifact_key(model, "metrics"),
+        table=metrics_rows(evaluation),
+        description=f"{model}: metrics per split",
+    )
+    create_markdown_artifact(
+        key=artifact_key(model, "report"),
+        markdown=report_markdown(
+            model, gate, trained, evaluation, predictions, images, extra_sections
+        ),
+        description=f"{model}: gate, metrics, true against predicted, plots",
+    )
+
+
+def publish_gate_stop(model: str, gate: GateReport) -> None:
+    create_markdown_artifact(
+        key=artifact_key(model, "report"),
+        markdown=f"# {model}: stopped by the correlation gate\n\n"
+        "Nothing was trained or published.\n\n" + gate_markdown(gate),
+        description=f"{model}: the correlation gate stopped the run",
+    )
+
+
+report_task = task(publish_report, name="report", cache_policy=NONE, persist_result=False)
+gate_stop_report_task = task(
+    publish_gate_stop, name="gate-report", cache_policy=NONE, persist_result=False
+)

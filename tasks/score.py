@@ -1,0 +1,179 @@
+"""Score: load a verified registry model, predict a table, write the scores atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict, Field
+
+from regflow.errors import InvalidInputError, Problem
+from registry import Predictor, Registry, parse_ref
+from tasks.outcomes import expected_failures_as_state, retry_unless_expected
+
+PREDICTION_COLUMN = "predicted"
+VERSION_COLUMN = "model_version"
+REF_COLUMN = "model_ref"
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+DEFAULT_OUTPUT_DIR = Path("artifacts") / "scores"
+ARTIFACT_ROWS = 100
+
+
+class ScoredModel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    version: int
+    ref: str = Field(description="the exact version, name:version")
+    requested: str = Field(description="the reference as given, e.g. name@champion")
+
+
+class ScoreResult(BaseModel):
+    """What one scoring run did; the CLI prints it with --json."""
+
+    model_config = ConfigDict(frozen=True)
+    model: ScoredModel
+    data: str
+    data_sha256: str
+    rows: int
+    out: str
+    format: Literal["csv", "parquet"]
+    artifact_key: str
+    ignored_columns: list[str]
+    prediction_mean: float | None
+    prediction_min: float | None
+    prediction_max: float | None
+
+
+def default_model_ref(data: str) -> str:
+    """`<data file name without extension>@champion`, as `regflow train` names models."""
+    stem = Path(data.split("?", 1)[0].rstrip("/")).stem
+    return f"{stem}@champion"
+
+
+def load_model(ref: str, registry: str | None = None) -> Predictor:
+    """Open the registry and load `ref`; every file is verified before use."""
+    with Registry.open(registry) as reg:
+        return reg.load(ref)
+
+
+def output_format(out: str | Path) -> Literal["csv", "parquet"]:
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise InvalidInputError.single(
+            str(out), "output_format", f"unsupported extension {suffix or '(none)'!r}: "
+            "use .csv or .parquet"
+        )
+    return OUTPUT_FORMATS[suffix]  # type: ignore[return-value]
+
+
+def default_output(data: str, predictor: Predictor) -> Path:
+    stem = Path(data.split("?", 1)[0].rstrip("/")).stem or "data"
+    return DEFAULT_OUTPUT_DIR / f"{stem}-{predictor.name}-v{predictor.version}.csv"
+
+
+def score_frame(predictor: Predictor, frame: pd.DataFrame, source: str | None) -> pd.DataFrame:
+    """The input's columns plus the prediction and the model version that made it (pure)."""
+    clashes = [c for c in (PREDICTION_COLUMN, VERSION_COLUMN, REF_COLUMN) if c in frame.columns]
+    if clashes:
+        raise InvalidInputError(
+            source,
+            [
+                Problem(
+                    check="reserved_column",
+                    message="scoring adds this column; rename or drop it in the input",
+                    file=source,
+                    column=c,
+                )
+                for c in clashes
+            ],
+        )
+    predictions = predictor.predict(frame, source=source)
+    scored = frame.copy()
+    scored[PREDICTION_COLUMN] = predictions
+    scored[VERSION_COLUMN] = np.int64(predictor.version)
+    scored[REF_COLUMN] = predictor.ref
+    return scored
+
+
+def write_scores(scored: pd.DataFrame, out: str | Path) -> Path:
+    """Write CSV or Parquet (by extension) to a temp file, then rename it into place."""
+    out = Path(out)
+    fmt = output_format(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        if fmt == "csv":
+            scored.to_csv(tmp, index=False)
+        else:
+            scored.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def artifact_key(model_name: str) -> str:
+    """`<model>-scores` with only lowercase letters, digits and dashes (Prefect's rule)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-") or "model"
+    return f"{slug}-scores"
+
+
+def scores_table(scored: pd.DataFrame, limit: int = ARTIFACT_ROWS) -> list[dict[str, Any]]:
+    """The first rows as a list of row dicts (JSON-safe), for a Prefect table artifact."""
+    head = scored.head(limit)
+    rows = []
+    for record in head.to_dict(orient="records"):
+        rows.append({str(k): _json_safe(v) for k, v in record.items()})
+    return rows
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+load_model_task = task(
+    expected_failures_as_state(load_model),
+    name="load-model",
+    retries=2,
+    retry_delay_seconds=[1, 4],
+    retry_condition_fn=retry_unless_expected,
+    cache_policy=NONE,
+    persist_result=False,
+)
+
+score_task = task(
+    expected_failures_as_state(score_frame),
+    name="score",
+    cache_policy=NONE,
+    persist_result=False,
+)
+
+write_scores_task = task(
+    expected_failures_as_state(write_scores),
+    name="write-scores",
+    retries=2,
+    retry_delay_seconds=[1, 4],
+    retry_condition_fn=retry_unless_expected,
+    cache_policy=NONE,
+    persist_result=False,
+)
+
+
+def resolve_request(data: str, model: str | None) -> str:
+    """The reference to load: the one given (validated) or `<data name>@champion`."""
+    return str(parse_ref(model if model is not None else default_model_ref(data)))

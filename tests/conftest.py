@@ -1,0 +1,41 @@
+"""Shared fixtures: one Prefect test harness per session, with a temporary PREFECT_HOME."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Before Prefect is imported anywhere: never touch the user's ~/.prefect, never phone home.
+_HOME = tempfile.mkdtemp(prefix="regflow-prefect-home-")
+os.environ["PREFECT_HOME"] = _HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NIST = REPO.parent / "shared" / "data" / "nist"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[str]:
+    """A real Prefect API (the test harness's own server); yields its URL for subprocesses."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
+def nist_dir() -> Path:
+    if not (NIST / "certified.json").exists():
+        pytest.skip(f"NIST StRD reference data not found at {NIST} (../shared is absent)")
+    return NIST
+
+
+@pytest.fixture
+def seed_csv() -> Path:
+    return REPO / "data" / "seed.csv"
