@@ -1,0 +1,120 @@
+"""`regflow train` as a user runs it: a real process, exit codes, JSON on the last line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+REGFLOW = [sys.executable, "-m", "regflow.cli"]
+
+
+def run_cli(
+    args: list[str], api_url: str | None, timeout: int = 240
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return subprocess.run(
+        [*REGFLOW, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_seed_json_reports_completed_predictions(prefect_harness: str, tmp_path: Path) -> None:
+    done = run_cli(
+        [
+            "train",
+            "data/seed.csv",
+            "--target",
+            "y",
+            "--features",
+            "x",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ],
+        prefect_harness,
+    )
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["status"] == "completed"
+    assert result["flow_run_id"]
+    assert result["device"] == "cpu"
+    assert result["epochs_run"] >= 1
+    assert set(result["metrics"]["all"]) >= {"mse", "rmse", "mae", "r2"}
+    assert "ols_mse" in result["metrics"] and "optimality_gap" in result["metrics"]
+    assert result["gate"]["features"]["x"]["r"] == pytest.approx(1.0)
+    assert result["gate"]["decision"] == "pass"
+    assert result["coefficients"]["weights"]["x"] == pytest.approx(2.0, abs=1e-3)
+    predictions = pd.read_csv(result["paths"]["predictions"])
+    np.testing.assert_allclose(predictions["predicted"], [2, 4, 6, 7], atol=1e-3)
+    for key in ("run_dir", "model", "plots", "predictions"):
+        assert key in result["paths"]
+
+
+def test_human_output_says_where_things_went(prefect_harness: str, tmp_path: Path) -> None:
+    done = run_cli(
+        ["train", "data/seed.csv", "--target", "y", "--out", str(tmp_path)], prefect_harness
+    )
+    assert done.returncode == 0, done.stderr
+    assert "model.safetensors" in done.stdout and "plot:" in done.stdout
+
+
+def test_gated_exit_3(prefect_harness: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    data = tmp_path / "noise.csv"
+    pd.DataFrame({"x": rng.normal(size=100), "y": rng.normal(size=100)}).to_csv(data, index=False)
+    done = run_cli(
+        ["train", str(data), "--target", "y", "--json", "--out", str(tmp_path / "runs")],
+        prefect_harness,
+    )
+    assert done.returncode == 3, done.stderr
+    result = last_json(done.stdout)
+    assert result["status"] == "gated" and result["gate"]["decision"] == "stop"
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_invalid_exit_2_lists_failures(prefect_harness: str, tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("x,y\n1,2\nfoo,4\n3,\n4,8\n")
+    done = run_cli(["train", str(data), "--target", "y", "--json"], prefect_harness)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "column 'x'" in done.stderr and "coerce_dtype" in done.stderr
+    assert str(data) in done.stderr
+    result = last_json(done.stdout)
+    assert result["status"] == "invalid"
+    assert {p["check"] for p in result["problems"]} >= {"coerce_dtype", "not_nullable"}
+
+
+def test_absent_device_is_a_usage_error(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    done = run_cli(["train", "data/seed.csv", "--target", "y", "--device", "cuda", "--json"], None)
+    assert done.returncode == 2
+    assert "not available" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_runs_without_a_server_on_prefects_temporary_one(tmp_path: Path) -> None:
+    done = run_cli(
+        ["train", "data/seed.csv", "--target", "y", "--json", "--out", str(tmp_path)],
+        None,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert last_json(done.stdout)["status"] == "completed"
