@@ -56,7 +56,13 @@ def score(
         if out is not None:
             output_format(out)  # refuse a bad extension before doing any work
         predictor = unwrap(load_model_task(ref, registry, return_state=True))
-        logger.info("model %s resolved to %s (%s)", ref, predictor.ref, predictor.signature)
+        logger.info(
+            "model %s resolved to %s: features %s, target %r",
+            ref,
+            predictor.ref,
+            predictor.feature_names,
+            predictor.target,
+        )
         loaded = unwrap(ingest_task(data, return_state=True))
         ignored = predictor.extra_columns(loaded.frame)
         if ignored:
@@ -65,9 +71,7 @@ def score(
         target = Path(out) if out is not None else default_output(data, predictor)
         written = unwrap(write_scores_task(scored, target, return_state=True))
     except StepFailed as failure:
-        return Failed(
-            name=failure.error.state_name, message=str(failure.error), data=failure.error
-        )
+        return Failed(name=failure.error.state_name, message=str(failure.error), data=failure.error)
     except RegflowError as err:
         return Failed(name=err.state_name, message=str(err), data=err)
 

@@ -67,8 +67,9 @@ def output_format(out: str | Path) -> Literal["csv", "parquet"]:
     suffix = Path(out).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
         raise InvalidInputError.single(
-            str(out), "output_format", f"unsupported extension {suffix or '(none)'!r}: "
-            "use .csv or .parquet"
+            str(out),
+            "output_format",
+            f"unsupported extension {suffix or '(none)'!r}: use .csv or .parquet",
         )
     return OUTPUT_FORMATS[suffix]  # type: ignore[return-value]
 

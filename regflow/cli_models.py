@@ -1,0 +1,384 @@
+"""`regflow models ...` (the registry) and `regflow predict` (batch scoring).
+
+Every command takes `--registry URI` (a folder, or a database URL; default $REGFLOW_REGISTRY
+or artifacts/registry) and `--json` (the last stdout line is one JSON object). Expected
+failures print one line on stderr and exit with the error's code: 2 bad input or unknown
+reference, 1 anything else (integrity problems, alias conflicts, refused deletes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from regflow.errors import RegflowError
+
+models_app = typer.Typer(
+    name="models",
+    help="Inspect and manage the model registry: versions, aliases, verification, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry folder or index URL (default: $REGFLOW_REGISTRY or artifacts/registry).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON object (last stdout line).")
+]
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who is acting, for the audit log (default: user:<login>)."),
+]
+
+
+class ExportFormat(StrEnum):
+    joblib = "joblib"
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN/Infinity: a metric that is not finite prints as null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        typer.echo(json.dumps(_finite(payload), default=str, allow_nan=False))
+    else:
+        human()
+
+
+def _fail(error: RegflowError, as_json: bool) -> typer.Exit:
+    # One line on stderr (InvalidInputError adds its problem list below it), no traceback.
+    typer.echo(f"error: {error}", err=True)
+    if as_json:
+        typer.echo(json.dumps(_finite(error.to_dict()), default=str))
+    return typer.Exit(error.exit_code)
+
+
+@contextmanager
+def _expected_failures(as_json: bool) -> Iterator[None]:
+    try:
+        yield
+    except RegflowError as error:
+        raise _fail(error, as_json) from None
+    except OSError as error:  # unreadable registry folder, disk full, permissions
+        message = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+        raise _fail(RegflowError(message), as_json) from None
+
+
+@contextmanager
+def _registry(uri: str | None, as_json: bool) -> Iterator[Any]:
+    from registry import Registry
+
+    with _expected_failures(as_json):
+        reg = Registry.open(uri)
+        try:
+            yield reg
+        finally:
+            reg.close()
+
+
+def _num(value: Any, digits: int = 6) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, int | float) else "-"
+
+
+def _metric_text(metrics: dict[str, dict[str, Any]]) -> str:
+    for split in ("holdout", "all", "train"):
+        if split in metrics:
+            m = metrics[split]
+            return f"{split}: mse={_num(m.get('mse'))} r2={_num(m.get('r2'), 4)}"
+    return "-"
+
+
+@models_app.command("list")
+def list_command(
+    name: Annotated[str | None, typer.Argument(help="List this model's versions.")] = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List registered models, or the versions of one model."""
+    with _registry(registry, as_json) as reg:
+        if name is None:
+            models = reg.list_models()
+            payload = {
+                "registry": reg.location,
+                "models": [m.model_dump(mode="json") for m in models],
+            }
+
+            def human() -> None:
+                if not models:
+                    typer.echo(f"no models in {reg.location}")
+                for m in models:
+                    aliases = " ".join(f"@{a}={v}" for a, v in m.aliases.items()) or "-"
+                    typer.echo(
+                        f"{m.name}\tversions={m.versions}\tlatest={m.latest_version}\t{aliases}"
+                    )
+        else:
+            versions = reg.list_versions(name)
+            payload = {
+                "registry": reg.location,
+                "name": name,
+                "versions": [v.model_dump(mode="json") for v in versions],
+            }
+
+            def human() -> None:
+                if not versions:
+                    typer.echo(f"{name} has no versions")
+                for v in versions:
+                    aliases = " ".join(f"@{a}" for a in v.aliases)
+                    typer.echo(
+                        f"{v.ref}\t{v.created_at}\t{_metric_text(v.metrics)}\t{aliases}".rstrip()
+                    )
+
+        _emit(payload, as_json, human)
+
+
+@models_app.command("show")
+def show_command(
+    ref: Annotated[str, typer.Argument(help="name, name:version or name@alias")],
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one version: signature, metrics, lineage, aliases and files."""
+    with _registry(registry, as_json) as reg:
+        mv = reg.resolve(ref)
+        payload = {"ref": ref, "registry": reg.location, "version": mv.model_dump(mode="json")}
+
+        def human() -> None:
+            sig = mv.signature
+            typer.echo(f"{mv.ref}  (requested {ref})")
+            typer.echo(f"  aliases:   {', '.join('@' + a for a in mv.aliases) or '-'}")
+            typer.echo(f"  created:   {mv.created_at} by {mv.actor}")
+            typer.echo(f"  features:  {', '.join(f'{c.name}:{c.dtype}' for c in sig.features)}")
+            typer.echo(f"  target:    {sig.target.name}")
+            for split, m in mv.metrics.items():
+                typer.echo(
+                    f"  {split:<9}  n={m.get('n')} mse={_num(m.get('mse'))} "
+                    f"rmse={_num(m.get('rmse'))} r2={_num(m.get('r2'), 4)}"
+                )
+            typer.echo(f"  data:      {mv.data_sha256}")
+            typer.echo(f"  run:       {mv.run_id or '-'}")
+            typer.echo(f"  git:       {mv.lineage.get('git_commit') or '-'}")
+            typer.echo(f"  files:     {reg.store.location}/{mv.files}")
+            typer.echo(f"  manifest:  sha256 {mv.manifest_sha256}")
+
+        _emit(payload, as_json, human)
+
+
+@models_app.command("history")
+def history_command(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str | None, typer.Option("--alias", help="Only this alias.")] = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The alias audit log: who moved which alias from which version to which, and why."""
+    with _registry(registry, as_json) as reg:
+        events = reg.history(name, alias)
+        payload = {"name": name, "events": [e.model_dump(mode="json") for e in events]}
+
+        def human() -> None:
+            if not events:
+                typer.echo(f"{name}: no alias moves yet")
+            for e in events:
+                typer.echo(
+                    f"{e.time}  @{e.alias}  {e.action:<8} {e.from_version or '-'} -> "
+                    f"{e.to_version or '-'}  by {e.actor}: {e.reason or ''}".rstrip()
+                )
+
+        _emit(payload, as_json, human)
+
+
+@models_app.command("promote")
+def promote_command(
+    ref: Annotated[str, typer.Argument(help="The version to promote: name:version, ...")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to point at it.")] = "champion",
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the log.")] = None,
+    actor: ActorOption = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Point an alias at a version (compare-and-set, logged)."""
+    with _registry(registry, as_json) as reg:
+        event = reg.promote(ref, alias, reason=reason, actor=actor)
+        payload = {"event": event.model_dump(mode="json")}
+        _emit(
+            payload,
+            as_json,
+            lambda: typer.echo(
+                f"{event.name}@{event.alias}: {event.from_version or '-'} -> {event.to_version}"
+            ),
+        )
+
+
+@models_app.command("rollback")
+def rollback_command(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to roll back.")] = "champion",
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the log.")] = None,
+    actor: ActorOption = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move an alias (default champion) back to its previous holder (logged)."""
+    with _registry(registry, as_json) as reg:
+        event = reg.rollback(name, alias, actor=actor, reason=reason)
+        payload = {"event": event.model_dump(mode="json")}
+        _emit(
+            payload,
+            as_json,
+            lambda: typer.echo(
+                f"{event.name}@{event.alias}: rolled back {event.from_version} -> "
+                f"{event.to_version}"
+            ),
+        )
+
+
+@models_app.command("verify")
+def verify_command(
+    ref: Annotated[str | None, typer.Argument(help="One version; default: everything.")] = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute every hash; exit 1 and list what is wrong when anything is."""
+    with _registry(registry, as_json) as reg:
+        problems = reg.verify(ref)
+        payload = {
+            "registry": reg.location,
+            "ref": ref,
+            "ok": not problems,
+            "problems": [p.to_dict() for p in problems],
+        }
+
+        def human() -> None:
+            if not problems:
+                typer.echo(f"ok: every file matches its manifest ({ref or reg.location})")
+            for p in problems:
+                typer.echo(f"{p.check}: {p.message}")
+
+        _emit(payload, as_json, human)
+    if problems:
+        typer.echo(f"error: {len(problems)} problem(s) found", err=True)
+        raise typer.Exit(1)
+
+
+@models_app.command("delete")
+def delete_command(
+    ref: Annotated[str, typer.Argument(help="name:version to delete.")],
+    actor: ActorOption = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a version (refused while an alias points at it; its number is never reused)."""
+    with _registry(registry, as_json) as reg:
+        mv = reg.delete(ref, actor=actor)
+        payload = {"deleted": mv.model_dump(mode="json")}
+        _emit(payload, as_json, lambda: typer.echo(f"deleted {mv.ref}"))
+
+
+@models_app.command("gc")
+def gc_command(
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove folders left by interrupted registrations or deletes."""
+    with _registry(registry, as_json) as reg:
+        removed = reg.gc()
+        payload = {"removed": removed}
+        _emit(payload, as_json, lambda: typer.echo("\n".join(removed) or "nothing to remove"))
+
+
+@models_app.command("export")
+def export_command(
+    ref: Annotated[str, typer.Argument(help="name, name:version or name@alias")],
+    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Export format.")] = (
+        ExportFormat.joblib
+    ),
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a verified version as a torch-free predictor (joblib: trusted sources only)."""
+    with _registry(registry, as_json) as reg:
+        predictor = reg.load(ref)
+        from registry.export import export_joblib
+
+        written = export_joblib(predictor, out)
+        payload = {
+            "ref": ref,
+            "model": {"name": predictor.name, "version": predictor.version, "ref": predictor.ref},
+            "format": fmt.value,
+            "out": str(written),
+        }
+        _emit(
+            payload,
+            as_json,
+            lambda: typer.echo(f"wrote {written} ({predictor.ref}, {fmt.value})"),
+        )
+
+
+def predict_command(
+    data: Annotated[str, typer.Argument(help="CSV or Parquet file (path or URL) to score.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model reference (name, name:version, name@alias); "
+            "default <data file name>@champion.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Output .csv or .parquet (default artifacts/scores/...).",
+            show_default=False,
+        ),
+    ] = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a table with a registry model; writes predictions with the model version."""
+    from flows.scoring import score
+
+    with _expected_failures(as_json):
+        result = score(data=data, model=model, out=out, registry=registry)
+    payload = result.model_dump(mode="json")
+    _emit(
+        payload,
+        as_json,
+        lambda: typer.echo(
+            f"scored {result.rows} rows with {result.model.ref} "
+            f"(requested {result.model.requested}) -> {result.out}"
+        ),
+    )
+
+
+def main() -> None:  # pragma: no cover - for `python -m regflow.cli_models`
+    models_app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

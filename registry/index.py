@@ -1,0 +1,199 @@
+"""The registry index: SQLAlchemy Core tables and the engine that serialises writers.
+
+SQLite (the default) runs in WAL mode with a busy timeout, and every write transaction starts
+with `BEGIN IMMEDIATE`, so concurrent processes queue for the write lock instead of failing
+half way. The same statements run on PostgreSQL, where `SELECT ... FOR UPDATE` and the
+counter row's lock give the same serialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+
+SCHEMA_VERSION = 1
+_WRITE = "regflow_write"
+
+metadata = MetaData()
+
+registry_meta = Table(
+    "registry_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text),
+    Column("tags", JSON, nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+# One row per model: the next number to hand out. Only ever incremented, so a deleted
+# version's number is never handed out again.
+version_counters = Table(
+    "version_counters",
+    metadata,
+    Column("name", String(128), ForeignKey("registered_models.name"), primary_key=True),
+    Column("next_version", Integer, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), ForeignKey("registered_models.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("deleted_at", String(40)),
+    Column("deleted_by", Text),
+    Column("actor", Text),
+    Column("description", Text),
+    Column("tags", JSON, nullable=False),
+    Column("run_id", String(128)),
+    Column("data_sha256", String(64)),
+    Column("signature", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("lineage", JSON, nullable=False),
+    Column("manifest", JSON, nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("files", Text, nullable=False),
+    UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("name", String(128), ForeignKey("registered_models.name"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    PrimaryKeyConstraint("name", "alias"),
+)
+
+# Append-only: every alias move with who, why and the metrics that decided it.
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", String(40), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("actor", Text),
+    Column("reason", Text),
+    Column("metrics", JSON),
+    Index("ix_alias_events_name_alias", "name", "alias", "id"),
+)
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def create_index_engine(url: str) -> Engine:
+    """An engine for the index; SQLite gets WAL, a busy timeout and explicit BEGINs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (it would not BEGIN before
+        # SELECTs or DDL); SQLAlchemy emits our own BEGIN below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that later upgrades
+        # can fail with SQLITE_BUSY without waiting, which the busy timeout cannot help.
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+class Index:
+    """The index database: read and write transactions plus schema creation."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_index_engine(url)
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        # Inside one write transaction, so several processes opening a fresh registry at
+        # once do not race on CREATE TABLE.
+        with self.write() as conn:
+            metadata.create_all(conn, checkfirst=True)
+            have = conn.execute(
+                select(registry_meta.c.value).where(registry_meta.c.key == "schema_version")
+            ).scalar()
+            if have is None:
+                conn.execute(
+                    insert(registry_meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif int(have) > SCHEMA_VERSION:
+                from registry.errors import RegistryError
+
+                raise RegistryError(
+                    f"registry index {self.url} has schema version {have}; this regflow "
+                    f"understands up to {SCHEMA_VERSION}: upgrade regflow"
+                )
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: commits at the end, rolls everything back on any error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot for several queries."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,190 @@
+"""A verified registry model, ready to score DataFrames against its signature."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from regflow.errors import InvalidInputError, Problem
+from regflow.model_files import LinearWeights
+from schemas.model_card import ModelCard, Signature
+
+_EXAMPLES = 5
+
+
+def weights_from_bytes(data: bytes) -> LinearWeights:
+    """Parse model.safetensors from bytes already checked against the manifest.
+
+    Reading the verified bytes (not the path again) leaves no gap between check and use.
+    Mirrors `regflow.model_files.load_weights`.
+    """
+    from safetensors.numpy import load
+
+    t = load(data)
+    return LinearWeights(
+        coef=np.asarray(t["coef"], dtype=np.float64),
+        intercept=float(t["intercept"][0]),
+        weight_trained=t["linear.weight"],
+        bias_trained=t["linear.bias"],
+        x_mean=np.asarray(t["x_mean"], dtype=np.float64),
+        x_scale=np.asarray(t["x_scale"], dtype=np.float64),
+        y_mean=float(t["y_mean"][0]),
+        y_scale=float(t["y_scale"][0]),
+    )
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return bool(
+        pd.api.types.is_numeric_dtype(series.dtype)
+        and not pd.api.types.is_bool_dtype(series.dtype)
+        and not pd.api.types.is_complex_dtype(series.dtype)
+    )
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    if not _is_numeric(series):
+        return pd.Series(True, index=series.index)  # reported once by the dtype check
+    return pd.Series(np.isfinite(series.to_numpy(dtype=np.float64)), index=series.index)
+
+
+def signature_schema(signature: Signature) -> Any:
+    """The pandera schema a scoring frame must pass: every feature numeric, present, finite.
+
+    Extra columns are allowed (ids, the target, anything else the file carries) and ignored.
+    """
+    import pandera.pandas as pa
+
+    return pa.DataFrameSchema(
+        {
+            name: pa.Column(
+                nullable=False,
+                checks=[
+                    pa.Check(_is_numeric, name="numeric_dtype"),
+                    pa.Check(_finite, name="finite"),
+                ],
+            )
+            for name in signature.feature_names
+        },
+        strict=False,
+        name="signature",
+    )
+
+
+_MESSAGES = {
+    "column_in_dataframe": "required feature is missing",
+    "not_nullable": "missing values (null/NaN) where the model needs numbers",
+    "numeric_dtype": "must be numeric (integers or floats)",
+    "finite": "infinite values",
+}
+
+
+def _problems(failure_cases: pd.DataFrame, frame: pd.DataFrame, source: str | None) -> list:
+    problems: list[Problem] = []
+    missing = failure_cases[failure_cases["check"] == "column_in_dataframe"]
+    if len(missing):
+        names = [str(v) for v in missing["failure_case"]]
+        problems.append(
+            Problem(
+                check="column_in_dataframe",
+                message=f"missing feature column(s) {names}; "
+                f"the data has {[str(c) for c in frame.columns]}",
+                file=source,
+                values=names,
+                count=len(names),
+            )
+        )
+    rest = failure_cases[failure_cases["check"] != "column_in_dataframe"]
+    for (column, check), group in rest.groupby(["column", "check"], sort=False, dropna=False):
+        message = _MESSAGES.get(str(check), f"check {check} failed")
+        if check == "numeric_dtype":
+            message += f", found dtype {frame[column].dtype}"
+        shown = group[group["index"].notna()].head(_EXAMPLES)
+        rows = [int(i) for i in shown["index"] if isinstance(i, int | np.integer)]
+        values = [str(v) for v in shown["failure_case"]][: len(rows)] if rows else []
+        problems.append(
+            Problem(
+                check=str(check),
+                message=message,
+                file=source,
+                column=str(column),
+                rows=rows,
+                values=values,
+                count=int(group["index"].notna().sum()) or None,
+            )
+        )
+    return problems
+
+
+class Predictor:
+    """A registry version loaded after every file was verified against its manifest."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: int,
+        requested_ref: str,
+        signature: Signature,
+        weights: LinearWeights,
+        card: ModelCard,
+        manifest_sha256: str,
+    ):
+        if weights.coef.shape != (len(signature.features),):
+            raise ValueError(
+                f"{name}:{version}: weights have {weights.coef.shape} coefficients, "
+                f"the signature names {len(signature.features)} features"
+            )
+        self.name = name
+        self.version = version
+        self.requested_ref = requested_ref
+        self.signature = signature
+        self.weights = weights
+        self.card = card
+        self.manifest_sha256 = manifest_sha256
+
+    @property
+    def ref(self) -> str:
+        """The exact version this predictor is, as `name:version`."""
+        return f"{self.name}:{self.version}"
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.signature.feature_names
+
+    @property
+    def target(self) -> str:
+        return self.signature.target.name
+
+    def extra_columns(self, frame: pd.DataFrame) -> list[str]:
+        """Columns of `frame` the model ignores."""
+        wanted = set(self.feature_names)
+        return [str(c) for c in frame.columns if c not in wanted]
+
+    def validate(self, frame: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+        """The feature columns as float64, or InvalidInputError listing every problem."""
+        from pandera.errors import SchemaErrors
+
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidInputError.single(
+                source, "input_type", f"expected a pandas DataFrame, got {type(frame).__name__}"
+            )
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        if duplicated:
+            raise InvalidInputError.single(
+                source, "unique_columns", f"duplicated column names {duplicated}"
+            )
+        try:
+            signature_schema(self.signature).validate(frame, lazy=True)
+        except SchemaErrors as exc:
+            raise InvalidInputError(source, _problems(exc.failure_cases, frame, source)) from None
+        return frame.loc[:, self.feature_names].astype(np.float64)
+
+    def predict(self, frame: pd.DataFrame, *, source: str | None = None) -> np.ndarray:
+        """Predictions in the target's original units (float64), one per row of `frame`."""
+        x = self.validate(frame, source=source).to_numpy(dtype=np.float64)
+        return x @ self.weights.coef + self.weights.intercept
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.ref}, features={self.feature_names}, target={self.target!r})"
