@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,16 +64,19 @@ def _finite(value: Any) -> Any:
 
 def _emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
     if as_json:
+        payload = {"status": "ok", **payload}
         typer.echo(json.dumps(_finite(payload), default=str, allow_nan=False))
     else:
         human()
 
 
-def _fail(error: RegflowError, as_json: bool) -> typer.Exit:
-    # One line on stderr (InvalidInputError adds its problem list below it), no traceback.
-    typer.echo(f"error: {error}", err=True)
+def _fail(error: RegflowError, as_json: bool, extra: dict[str, Any] | None = None) -> typer.Exit:
+    # One line on stderr (InvalidInputError adds its problem list below it), no traceback;
+    # the same shape as `regflow train`'s failures.
+    typer.echo(f"regflow: {error}", err=True)
     if as_json:
-        typer.echo(json.dumps(_finite(error.to_dict()), default=str))
+        payload = {"status": error.status, **(extra or {}), **error.to_dict()}
+        typer.echo(json.dumps(_finite(payload), default=str, allow_nan=False))
     return typer.Exit(error.exit_code)
 
 
@@ -270,17 +274,19 @@ def verify_command(
             "ok": not problems,
             "problems": [p.to_dict() for p in problems],
         }
-
-        def human() -> None:
-            if not problems:
-                typer.echo(f"ok: every file matches its manifest ({ref or reg.location})")
-            for p in problems:
-                typer.echo(f"{p.check}: {p.message}")
-
-        _emit(payload, as_json, human)
-    if problems:
-        typer.echo(f"error: {len(problems)} problem(s) found", err=True)
-        raise typer.Exit(1)
+    if not problems:
+        _emit(
+            payload,
+            as_json,
+            lambda: typer.echo(f"ok: every file matches its manifest ({ref or reg.location})"),
+        )
+        return
+    for p in problems:
+        typer.echo(f"{p.check}: {p.message}")
+    typer.echo(f"regflow: verify found {len(problems)} problem(s)", err=True)
+    if as_json:
+        typer.echo(json.dumps(_finite({"status": "failed", **payload}), default=str))
+    raise typer.Exit(1)
 
 
 @models_app.command("delete")
@@ -360,12 +366,26 @@ def predict_command(
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a table with a registry model; writes predictions with the model version."""
+    """Score DATA with a registry model; exit 0 done, 2 invalid input or unknown model, 1 failed."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.scoring import score
+    from tasks.score import output_format, resolve_request
 
     with _expected_failures(as_json):
-        result = score(data=data, model=model, out=out, registry=registry)
-    payload = result.model_dump(mode="json")
+        request = resolve_request(data, model)  # fail fast, before a Prefect server starts
+        if out is not None:
+            output_format(out)
+    state = score(data=data, model=request, out=out, registry=registry, return_state=True)
+    run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
+    result = state.result(raise_on_failure=False)
+    if not state.is_completed():
+        error = (
+            result
+            if isinstance(result, RegflowError)
+            else RegflowError(f"the scoring run failed: {state.message}")
+        )
+        raise _fail(error, as_json, {"flow_run_id": run_id})
+    payload = {"flow_run_id": run_id, **result.model_dump(mode="json")}
     _emit(
         payload,
         as_json,

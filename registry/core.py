@@ -259,8 +259,8 @@ class Registry:
                         }
                         manifest_bytes = canonical_json(manifest)
                         self.store.write_staged(staged, MANIFEST_FILE, manifest_bytes)
+                        published = (name, version)  # set first: publish may fail half way
                         location = self.store.publish(staged, name, version)
-                        published = (name, version)
                         conn.execute(
                             insert(ix.model_versions).values(
                                 name=name,
@@ -288,9 +288,8 @@ class Registry:
                         raise
                     time.sleep(0.05 * (attempt + 1))
         except BaseException:
-            if published is None:
-                self.store.discard(staged)
-            else:
+            self.store.discard(staged)  # a no-op once it was renamed into place
+            if published is not None:
                 self._drop_unrecorded(*published)
             raise
         return self.resolve(ModelRef(name, version=version))
