@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from regflow.cli_models import models_app
 from regflow.errors import GateStoppedError, InvalidInputError, RegflowError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(models_app, name="models")
 
 
 class Preset(StrEnum):
