@@ -96,7 +96,7 @@ def _registry(uri: str | None, as_json: bool) -> Iterator[Any]:
     from registry import Registry
 
     with _expected_failures(as_json):
-        reg = Registry.open(uri)
+        reg = Registry.open(uri, create=False)
         try:
             yield reg
         finally:

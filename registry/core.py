@@ -96,13 +96,21 @@ class Registry:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, uri: str | os.PathLike[str] | None = None, *, store: str | None = None):
-        """Open (creating if needed) the registry at `uri`.
+    def open(
+        cls,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        store: str | None = None,
+        create: bool = True,
+    ) -> Registry:
+        """Open the registry at `uri`, creating it unless `create=False`.
 
         `uri` None -> $REGFLOW_REGISTRY -> `artifacts/registry`. A directory path holds
         `index.db` (SQLite) and `store/`. A database URL (`sqlite:///x.db`,
         `postgresql://...`) names the index; the files then go to `store`, or
         $REGFLOW_REGISTRY_STORE, or (SQLite only) `store/` beside the database file.
+        With `create=False` a missing SQLite registry is a NotFoundError (a typo in
+        `--registry` should not silently create an empty registry).
         """
         text = os.fspath(uri) if uri is not None else os.environ.get(ENV_VAR) or DEFAULT_LOCATION
         if "://" in text and not text.startswith("file://"):
@@ -119,13 +127,21 @@ class Registry:
                     )
                 store_path = str(Path(url.database).resolve().parent / "store")
             if url.get_backend_name() == "sqlite" and url.database:
-                Path(url.database).resolve().parent.mkdir(parents=True, exist_ok=True)
+                db = Path(url.database).resolve()
+                if not create and not db.exists():
+                    raise NotFoundError(f"no registry index at {db}")
+                db.parent.mkdir(parents=True, exist_ok=True)
             location = url.render_as_string(hide_password=True)
             index_url = text
         else:
             root = Path(text.removeprefix("file://")).expanduser().resolve()
             if root.exists() and not root.is_dir():
                 raise InvalidReferenceError(f"registry location {root} is a file, not a folder")
+            if not create and not (root / "index.db").exists():
+                raise NotFoundError(
+                    f"no registry at {root} (no index.db): register a model first, or pass "
+                    f"--registry / set {ENV_VAR}"
+                )
             root.mkdir(parents=True, exist_ok=True)
             store_path = store or str(root / "store")
             location = str(root)

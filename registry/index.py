@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -162,6 +163,14 @@ class Index:
         self._create_schema()
 
     def _create_schema(self) -> None:
+        # Readers of an existing registry need no write lock (or a writable database).
+        with self.read() as conn:
+            if inspect(conn).has_table(registry_meta.name):
+                have = conn.execute(
+                    select(registry_meta.c.value).where(registry_meta.c.key == "schema_version")
+                ).scalar()
+                if have is not None and int(have) <= SCHEMA_VERSION:
+                    return
         # Inside one write transaction, so several processes opening a fresh registry at
         # once do not race on CREATE TABLE.
         with self.write() as conn:

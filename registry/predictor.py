@@ -80,7 +80,9 @@ _MESSAGES = {
 }
 
 
-def _problems(failure_cases: pd.DataFrame, frame: pd.DataFrame, source: str | None) -> list:
+def _problems(
+    failure_cases: pd.DataFrame, frame: pd.DataFrame, source: str | None
+) -> list[Problem]:
     problems: list[Problem] = []
     missing = failure_cases[failure_cases["check"] == "column_in_dataframe"]
     if len(missing):

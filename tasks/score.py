@@ -59,7 +59,7 @@ def default_model_ref(data: str) -> str:
 
 def load_model(ref: str, registry: str | None = None) -> Predictor:
     """Open the registry and load `ref`; every file is verified before use."""
-    with Registry.open(registry) as reg:
+    with Registry.open(registry, create=False) as reg:
         return reg.load(ref)
 
 

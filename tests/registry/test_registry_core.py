@@ -185,3 +185,26 @@ def test_open_locations(tmp_path, monkeypatch):
         Registry.open("postgresql://user:secret@localhost/db")
     mode = sqlite3.connect(tmp_path / "env-reg" / "index.db").execute("PRAGMA journal_mode")
     assert mode.fetchone()[0] == "wal"
+
+
+def test_missing_registry_is_not_created_by_readers(tmp_path):
+    from typer.testing import CliRunner
+
+    from regflow.cli_models import models_app
+
+    missing = tmp_path / "typo"
+    with pytest.raises(NotFoundError, match="no registry"):
+        Registry.open(missing, create=False)
+    result = CliRunner().invoke(models_app, ["list", "--registry", str(missing)])
+    assert result.exit_code == 2 and "no registry" in result.stderr
+    assert not missing.exists()
+
+
+def test_registry_imports_neither_prefect_nor_torch():
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); import registry, registry.export; "
+        "print(sorted(m for m in ('prefect', 'torch') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
