@@ -226,7 +226,19 @@ class Registry:
         """
         check_name(name)
         run_dir = Path(run_dir)
-        card, _ = _read_run_folder(run_dir)
+        _check_run_folder(run_dir)
+        # Everything recorded below comes from the staged copy, so the index row describes
+        # exactly the bytes stored, even if the run folder changes while we copy.
+        staged = self.store.stage(run_dir, reserved={MANIFEST_FILE})
+        try:
+            card = _parse_run(
+                run_dir,
+                self.store.read_staged(staged, CARD_FILE),
+                self.store.read_staged(staged, WEIGHTS_FILE),
+            )
+        except BaseException:
+            self.store.discard(staged)
+            raise
         actor = actor or default_actor()
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
         lineage = {
@@ -253,7 +265,6 @@ class Registry:
         # Round-trip through JSON so the index holds exactly what the manifest hashes.
         record = json.loads(canonical_json(record))
 
-        staged = self.store.stage(run_dir, reserved={MANIFEST_FILE})
         published: tuple[str, int] | None = None
         try:
             for attempt in range(_REGISTER_ATTEMPTS):
@@ -797,22 +808,25 @@ class Registry:
 # -- module helpers ------------------------------------------------------------------------
 
 
-def _read_run_folder(run_dir: Path) -> tuple[ModelCard, bytes]:
+def _check_run_folder(run_dir: Path) -> None:
     source = str(run_dir)
     if not run_dir.is_dir():
         raise InvalidInputError.single(source, "run_folder", "is not a folder")
+    for name in (CARD_FILE, WEIGHTS_FILE):
+        if not (run_dir / name).is_file():
+            raise InvalidInputError.single(source, "run_folder", f"{name} is missing")
+
+
+def _parse_run(run_dir: Path, card_bytes: bytes, weights: bytes) -> ModelCard:
+    """Validate the card and weights exactly as they were copied into staging."""
     card_path = run_dir / CARD_FILE
     weights_path = run_dir / WEIGHTS_FILE
-    for path in (card_path, weights_path):
-        if not path.is_file():
-            raise InvalidInputError.single(source, "run_folder", f"{path.name} is missing")
     try:
-        card = ModelCard.model_validate_json(card_path.read_bytes())
+        card = ModelCard.model_validate_json(card_bytes)
     except ValidationError as exc:
         raise InvalidInputError.single(
             str(card_path), "model_card", f"not a valid model card: {exc.errors()[0]['msg']}"
         ) from None
-    weights = weights_path.read_bytes()
     try:
         coef = weights_from_bytes(weights).coef
     except Exception as exc:
@@ -826,7 +840,7 @@ def _read_run_folder(run_dir: Path) -> tuple[ModelCard, bytes]:
             f"{coef.shape[0] if coef.ndim else 0} coefficients for "
             f"{len(card.signature.features)} features in the signature",
         )
-    return card, weights
+    return card
 
 
 def _ensure_model(

@@ -50,6 +50,7 @@ class FileStore(Protocol):
 
     def stage(self, source: Path, *, reserved: set[str]) -> Staged: ...
     def write_staged(self, staged: Staged, path: str, data: bytes) -> None: ...
+    def read_staged(self, staged: Staged, path: str) -> bytes: ...
     def publish(self, staged: Staged, name: str, version: int) -> str: ...
     def discard(self, staged: Staged) -> None: ...
     def exists(self, name: str, version: int) -> bool: ...
@@ -122,8 +123,12 @@ class LocalDirectoryStore:
             raise
         return Staged(key=key, files=tuple(entries))
 
+    def read_staged(self, staged: Staged, path: str) -> bytes:
+        return (self.root / _STAGING / staged.key / _safe_relative(path)).read_bytes()
+
     def write_staged(self, staged: Staged, path: str, data: bytes) -> None:
         target = self.root / _STAGING / staged.key / _safe_relative(path)
+        target.unlink(missing_ok=True)  # a retried transaction writes it again
         with open(target, "wb") as fh:
             fh.write(data)
             fh.flush()

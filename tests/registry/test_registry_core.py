@@ -19,6 +19,7 @@ from registry import (
     ModelRef,
     NotFoundError,
     Registry,
+    RegistryError,
     parse_ref,
 )
 from registry.store import MANIFEST_FILE
@@ -114,6 +115,14 @@ def test_invalid_run_folder_registers_nothing(registry, run_factory, tmp_path):
         registry.register("demo", other)
     with pytest.raises(InvalidReferenceError):
         registry.register("bad/name", run_factory())
+    linked = run_factory()
+    (linked / "outside.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(RegistryError, match="symlink"):
+        registry.register("demo", linked)
+    reserved = run_factory()
+    (reserved / MANIFEST_FILE).write_text("{}")
+    with pytest.raises(RegistryError, match="may not contain"):
+        registry.register("demo", reserved)
     assert registry.list_models() == []
     assert registry.store.list_staging() == []
 
