@@ -1,4 +1,12 @@
-"""Report: Prefect artifacts with stable keys per model, so the UI keeps each model's history."""
+"""Report: Prefect artifacts with stable keys per model, so the UI keeps each model's history.
+
+The plots travel inside the markdown report as `data:image/png;base64,...` images. Image
+artifacts take a URL only, and a regflow run has no web server of its own; data URIs need
+none and work offline. Checked in headless Chromium against Prefect 3.9's server: both the
+V2 UI (react-markdown, whose URL filter lets `data:image/` through for <img>) and the V1 UI
+decode them (scripts/ui_screenshots.py records each image's natural size). The images stand
+one per paragraph: a markdown table of images is a neat grid in V2 but overflows in V1.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,13 @@ from prefect.cache_policies import NONE
 from schemas.results import Evaluation, GateReport, TrainResult
 
 PREVIEW_ROWS = 10
+# Plots in reading order, with captions; names not listed here follow, captioned by name.
+PLOT_CAPTIONS = {
+    "fit": "Data and fitted line",
+    "predicted_vs_true": "Predicted against true",
+    "residuals": "Residuals against predicted",
+    "loss": "Training loss per epoch",
+}
 
 
 def artifact_key(model: str, kind: str) -> str:
@@ -88,10 +103,6 @@ def report_markdown(
         ),
     ]
     coefficients = ", ".join(f"{k} = {_fmt(v)}" for k, v in list(trained.coefficients.items())[:20])
-    plots = [
-        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
-        for name, png in images.items()
-    ]
     sections = [
         f"# {model}: training report",
         gate_markdown(gate),
@@ -114,9 +125,27 @@ def report_markdown(
         f"## True against predicted (first {len(preview)} rows)",
         "\n".join(preview_lines),
         "## Plots",
-        "\n\n".join(plots),
+        plots_markdown(images),
     ]
     return "\n\n".join(sections)
+
+
+def data_uri(png: bytes) -> str:
+    return f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}"
+
+
+def plots_markdown(images: dict[str, bytes]) -> str:
+    """Each plot as a caption and an embedded PNG, the most telling first."""
+    order = [n for n in PLOT_CAPTIONS if n in images] + [
+        n for n in images if n not in PLOT_CAPTIONS
+    ]
+    if not order:
+        return "No plots were rendered."
+    blocks = []
+    for name in order:
+        caption = PLOT_CAPTIONS.get(name, name.replace("_", " "))
+        blocks.append(f"**{caption}**\n\n![{caption}]({data_uri(images[name])})")
+    return "\n\n".join(blocks)
 
 
 def publish_report(
