@@ -97,11 +97,36 @@ def problems_from_failures(failures: pd.DataFrame, source: str | None) -> list[P
     return problems
 
 
+def _plainly_valid(selected: pd.DataFrame) -> bool:
+    """True only where the schema is sure to pass: plain numpy numbers, two passes a column.
+
+    pandera runs each check as its own pass with Series temporaries (coercion copies, isna,
+    to_numeric, abs, ...): at 10M rows that cost more than reading the file. Data that passes
+    this screen passes every check of the schema; anything else, and every failure, goes
+    through pandera, so its reports are unchanged.
+    """
+    if len(selected) < MIN_ROWS or not selected.columns.is_unique:
+        return False
+    for _, column in selected.items():
+        dtype = column.dtype
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "fiu":
+            return False  # bool, object, strings, nullable and arrow dtypes: pandera decides
+        values = column.to_numpy()
+        low, high = values.min(), values.max()  # NaN propagates into both
+        if dtype.kind == "f" and not (low >= -FLOAT32_MAX and high <= FLOAT32_MAX):
+            return False  # NaN, infinite or beyond float32
+        if not high > low:
+            return False  # constant
+    return True
+
+
 def validate_frame(
     frame: pd.DataFrame, features: list[str], target: str, source: str | None
 ) -> pd.DataFrame:
     """Validate the chosen columns lazily (every failure collected); return them as float64."""
     selected = frame.loc[:, [*features, target]]
+    if _plainly_valid(selected):
+        return selected.astype(np.float64, copy=False)
     schema = dataset_schema(features, target)
     try:
         valid = schema.validate(selected, lazy=True)
