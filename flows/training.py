@@ -15,10 +15,12 @@ from pydantic import Field
 from regflow.errors import GateStoppedError, RegflowError, UsageError
 from schemas.results import TrainOutcome
 from tasks.evaluate import evaluate_task, make_split
+from tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
 from tasks.gate import gate_task
 from tasks.ingest import ingest_task
 from tasks.outcomes import StepFailed, unwrap
 from tasks.publish import build_card, publish_task, render_plots
+from tasks.register import promote_task, promotion_markdown, register_task, registry_location
 from tasks.report import gate_stop_report_task, report_task
 from tasks.train import choose_dtype, resolve_config, select_device, train_task
 from tasks.validate import validate_task
@@ -67,6 +69,9 @@ def train(
     min_abs_r: Annotated[float, Field(ge=0, le=1)] = 0.5,
     alpha: Annotated[float, Field(gt=0, le=1)] = 0.05,
     out: str = DEFAULT_OUT,
+    registry: str | None = None,
+    min_r2: float = 0.0,
+    min_improvement: Annotated[float, Field(ge=0, lt=1)] = 0.0,
 ) -> TrainOutcome | State:
     """Train a linear regression on DATA's TARGET and publish the model, card and plots."""
     name = model or default_model_name(data)
@@ -101,6 +106,7 @@ def train(
             logger.warning("gate warning (%s): %s", warning.kind, warning.message)
         if not gate.passed:
             gate_stop_report_task(name, gate)
+            emit_gate_stopped(name, gate)
             raise StepFailed(GateStoppedError(gate, gate.reason))
         precision, why = choose_dtype(
             dtype,
@@ -145,7 +151,43 @@ def train(
         )
         images = render_plots(valid.frame, trained, target, predictions)
         published = publish_task(out, card, trained, predictions, images)
-        report_task(name, gate, trained, evaluation, predictions, images)
+        version = unwrap(
+            register_task(registry, name, published.run_dir, run_id, return_state=True)
+        )
+        emit_model_registered(name, version.version, version.ref, run_id)
+        promotion = unwrap(
+            promote_task(
+                registry,
+                version,
+                valid.frame,
+                target,
+                predictions["predicted"].to_numpy(),
+                plan.holdout_rows,
+                min_r2=min_r2,
+                min_improvement=min_improvement,
+                actor=run_id,
+                return_state=True,
+            )
+        )
+        if promotion.promoted:
+            emit_model_promoted(
+                name, version.version, promotion.champion_before, promotion.decision.reason
+            )
+        logger.info(
+            "registered %s; %s: %s",
+            version.ref,
+            "promoted to champion" if promotion.promoted else "not promoted",
+            promotion.decision.reason,
+        )
+        report_task(
+            name,
+            gate,
+            trained,
+            evaluation,
+            predictions,
+            images,
+            [promotion_markdown(promotion, version.ref)],
+        )
         logger.info(
             "done: %s, %s MSE %.6g, R² %.6g; optimality gap %.3g; outputs in %s",
             name,
@@ -168,6 +210,13 @@ def train(
             training=trained,
             evaluation=evaluation,
             paths=published,
+            registry=registry_location(registry),
+            model_version=version.version,
+            model_ref=version.ref,
+            promoted=promotion.promoted,
+            champion_before=promotion.champion_before,
+            champion_after=promotion.champion_after,
+            promotion=promotion.decision.model_dump(),
         )
     except StepFailed as stop:
         return _failed(stop.error)

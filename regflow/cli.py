@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from regflow.cli_models import models_app
+from regflow.cli_models import models_app, predict_command
 from regflow.errors import GateStoppedError, InvalidInputError, RegflowError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models_app, name="models")
+app.command("predict")(predict_command)
 
 
 class Preset(StrEnum):
@@ -50,6 +51,8 @@ class Precision(StrEnum):
 def _quiet_prefect_defaults() -> None:
     # This machine class has no internet: don't let the temporary server try telemetry.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary server starts slowly on a busy 2-core machine; Prefect's default is short.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def emit_json(payload: dict[str, Any]) -> None:
@@ -100,7 +103,16 @@ def outcome_json(outcome: Any) -> dict[str, Any]:
         "status": outcome.status,
         "flow_run_id": outcome.flow_run_id,
         "flow_run_name": outcome.flow_run_name,
-        "model": {"name": outcome.model},
+        "model": {
+            "name": outcome.model,
+            "version": outcome.model_version,
+            "reference": outcome.model_ref,
+        },
+        "registry": outcome.registry,
+        "promoted": outcome.promoted,
+        "champion_before": outcome.champion_before,
+        "champion_after": outcome.champion_after,
+        "promotion": outcome.promotion,
         "device": tr.device,
         "dtype": tr.dtype,
         "optimizer": tr.optimizer,
@@ -141,6 +153,9 @@ def print_summary(outcome: Any) -> None:
         f"  least-squares optimum MSE {ev.ols_mse:.6g}; optimality gap {ev.optimality_gap:.3g}",
         f"  gate: {outcome.gate.reason}",
         *(f"  warning ({w.kind}): {w.message}" for w in outcome.gate.warnings),
+        f"  registry: {outcome.model_ref} in {outcome.registry}; "
+        + ("promoted to champion" if outcome.promoted else "not promoted")
+        + f": {outcome.promotion['reason']}",
         f"  outputs: {outcome.paths.run_dir}",
         f"    model:       {outcome.paths.model}",
         f"    card:        {outcome.paths.card}",
@@ -148,6 +163,18 @@ def print_summary(outcome: Any) -> None:
         *(f"    plot:        {p}" for p in outcome.paths.plots.values()),
     ]
     typer.echo("\n".join(lines))
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be > 0, got {value}")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if not 0 <= value < 1:
+        raise typer.BadParameter(f"must be in [0, 1), got {value}")
+    return value
 
 
 def _features(value: str | None) -> list[str] | None:
@@ -170,7 +197,9 @@ def train(
     optimizer: Annotated[
         OptimizerName | None, typer.Option(help="override the preset's optimizer")
     ] = None,
-    lr: Annotated[float | None, typer.Option(min=0, min_open=True, help="learning rate")] = None,
+    lr: Annotated[
+        float | None, typer.Option(callback=_positive, help="learning rate (> 0)")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="maximum epochs")] = None,
     device: Annotated[
         DeviceName, typer.Option(help="auto picks cuda, then mps, then cpu")
@@ -182,7 +211,7 @@ def train(
     seed: Annotated[int, typer.Option(help="seed for initialisation and the holdout split")] = 0,
     holdout: Annotated[
         float,
-        typer.Option(min=0, max=1, max_open=True, help="holdout fraction (used from 30 rows)"),
+        typer.Option(callback=_fraction, help="holdout fraction in [0, 1) (used from 30 rows)"),
     ] = 0.2,
     no_intercept: Annotated[
         bool, typer.Option("--no-intercept", help="fit through the origin")
@@ -191,9 +220,22 @@ def train(
         float, typer.Option(min=0, max=1, help="gate: smallest |r| (or R) to train")
     ] = 0.5,
     alpha: Annotated[
-        float, typer.Option(min=0, max=1, min_open=True, help="gate: largest p-value to train")
+        float, typer.Option(min=0, max=1, callback=_positive, help="gate: largest p-value to train")
     ] = 0.05,
     out: Annotated[str, typer.Option(help="folder for run folders")] = "artifacts/runs",
+    registry: Annotated[
+        str | None,
+        typer.Option(help="registry folder or database URL (default $REGFLOW_REGISTRY)"),
+    ] = None,
+    min_r2: Annotated[
+        float, typer.Option(help="promotion: R² floor when there is no champion")
+    ] = 0.0,
+    min_improvement: Annotated[
+        float,
+        typer.Option(
+            callback=_fraction, help="promotion: relative MSE improvement needed, in [0, 1)"
+        ),
+    ] = 0.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="print one JSON object as the last line")
     ] = False,
@@ -207,7 +249,9 @@ def train(
         select_device(device.value)  # fail fast, before a Prefect server starts
     except RegflowError as err:
         fail(err, as_json)
-    state = train_flow(
+    state = _run_flow(
+        train_flow,
+        as_json,
         data=data,
         target=target,
         features=_features(features),
@@ -224,6 +268,9 @@ def train(
         min_abs_r=min_abs_r,
         alpha=alpha,
         out=out,
+        registry=registry,
+        min_r2=min_r2,
+        min_improvement=min_improvement,
         return_state=True,
     )
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
@@ -239,6 +286,16 @@ def train(
     if isinstance(value, RegflowError):
         fail(value, as_json, {"flow_run_id": run_id})
     fail(RegflowError(f"the run failed: {state.message}"), as_json, {"flow_run_id": run_id})
+
+
+def _run_flow(flow: Any, as_json: bool, **parameters: Any) -> Any:
+    """Run a flow locally; a crash outside it (no server, say) is one line, exit 1."""
+    try:
+        return flow(**parameters)
+    except Exception as err:
+        if os.environ.get("REGFLOW_DEBUG"):
+            raise
+        fail(RegflowError(f"could not run the flow: {type(err).__name__}: {err}"), as_json)
 
 
 def main() -> None:

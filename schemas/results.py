@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -125,3 +125,10 @@ class TrainOutcome(_Result):
     training: TrainResult
     evaluation: Evaluation
     paths: PublishedRun
+    registry: str
+    model_version: int
+    model_ref: str
+    promoted: bool
+    champion_before: int | None
+    champion_after: int | None
+    promotion: dict[str, Any] = Field(description="the champion/challenger decision")

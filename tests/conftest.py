@@ -12,6 +12,8 @@ _HOME = tempfile.mkdtemp(prefix="regflow-prefect-home-")
 os.environ["PREFECT_HOME"] = _HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Tests that don't name a registry must not write into the checkout's artifacts/registry.
+os.environ["REGFLOW_REGISTRY"] = tempfile.mkdtemp(prefix="regflow-registry-")
 
 import pytest  # noqa: E402
 

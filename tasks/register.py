@@ -1,0 +1,154 @@
+"""Register: the published run becomes a registry version; champion/challenger decides promotion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict
+
+from registry import AliasConflict, ModelVersion, PromotionDecision, Registry, decide_promotion
+from tasks.evaluate import split_metrics
+from tasks.outcomes import expected_failures_as_state
+
+CHAMPION = "champion"
+CAS_ATTEMPTS = 3  # another run may move the champion between our read and our write
+
+
+class PromotionResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: PromotionDecision
+    promoted: bool
+    champion_before: int | None
+    champion_after: int | None
+    evaluated_on: str
+
+
+def registry_location(registry: str | None) -> str:
+    """Where the registry is (after $REGFLOW_REGISTRY and the default are applied)."""
+    with Registry.open(registry) as reg:
+        return reg.location
+
+
+def register_model(
+    registry: str | None, name: str, run_dir: str, actor: str | None
+) -> ModelVersion:
+    with Registry.open(registry) as reg:
+        return reg.register(name, run_dir, actor=actor)
+
+
+def _metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    m = split_metrics("all", y, predicted)
+    return {"mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "n": float(m.n)}
+
+
+def champion_challenger(
+    registry: str | None,
+    challenger: ModelVersion,
+    frame: pd.DataFrame,
+    target: str,
+    challenger_predictions: np.ndarray,
+    eval_rows: np.ndarray | None,
+    *,
+    min_r2: float = 0.0,
+    min_improvement: float = 0.0,
+    actor: str | None = None,
+) -> PromotionResult:
+    """Score challenger and champion on the same evaluation rows; promote by the rules."""
+    data = frame if eval_rows is None else frame.iloc[eval_rows]
+    y = data[target].to_numpy(dtype=np.float64)
+    mine = challenger_predictions if eval_rows is None else challenger_predictions[eval_rows]
+    challenger_metrics = _metrics(y, mine)
+    evaluated_on = "holdout" if eval_rows is not None else "all"
+    with Registry.open(registry) as reg:
+        before = reg.get_alias(challenger.name, CHAMPION)
+        for _ in range(CAS_ATTEMPTS):
+            current = reg.get_alias(challenger.name, CHAMPION)
+            champion_metrics, champion_signature = None, None
+            if current is not None:
+                champion = reg.load(f"{challenger.name}:{current}")  # verifies every file
+                champion_signature = champion.signature
+                if set(champion.feature_names) <= set(data.columns):
+                    champion_metrics = _metrics(y, champion.predict(data))
+            decision = decide_promotion(
+                challenger_version=challenger.version,
+                challenger_metrics=challenger_metrics,
+                challenger_signature=challenger.signature,
+                champion_version=current,
+                champion_metrics=champion_metrics,
+                champion_signature=champion_signature,
+                min_r2=min_r2,
+                min_improvement=min_improvement,
+            )
+            if not decision.promote:
+                return PromotionResult(
+                    decision=decision,
+                    promoted=False,
+                    champion_before=before,
+                    champion_after=current,
+                    evaluated_on=evaluated_on,
+                )
+            try:
+                reg.set_alias(
+                    challenger.name,
+                    CHAMPION,
+                    challenger.version,
+                    expected=current,
+                    actor=actor,
+                    reason=decision.reason,
+                    metrics={"challenger": challenger_metrics, "champion": champion_metrics},
+                )
+            except AliasConflict:
+                continue  # someone else promoted meanwhile: decide again against them
+            return PromotionResult(
+                decision=decision,
+                promoted=True,
+                champion_before=before,
+                champion_after=challenger.version,
+                evaluated_on=evaluated_on,
+            )
+        raise AliasConflict(
+            challenger.name, CHAMPION, current, reg.get_alias(challenger.name, CHAMPION)
+        )
+
+
+def promotion_markdown(result: PromotionResult, ref: str) -> str:
+    d = result.decision
+    verdict = "Promoted to champion" if result.promoted else "Not promoted"
+    before = result.champion_before or "none"
+    after = result.champion_after or "none"
+    lines = [
+        "## Registry and promotion",
+        f"Registered as `{ref}`. **{verdict}** ({d.rule}): {d.reason}.",
+        "",
+        f"Compared on the {result.evaluated_on} rows of this run's data. "
+        f"Champion before: {before}; after: {after}.",
+        "",
+        "| | version | MSE | R² |",
+        "|---|---|---|---|",
+        f"| challenger | {d.challenger_version} | {d.challenger_metrics['mse']:.6g} | "
+        f"{d.challenger_metrics['r2']:.6g} |",
+    ]
+    if d.champion_metrics:
+        lines.append(
+            f"| champion | {d.champion_version} | {d.champion_metrics['mse']:.6g} | "
+            f"{d.champion_metrics['r2']:.6g} |"
+        )
+    return "\n".join(lines)
+
+
+# Registration is not idempotent (each call allocates a version): no retries.
+register_task = task(
+    expected_failures_as_state(register_model),
+    name="register",
+    cache_policy=NONE,
+    persist_result=False,
+)
+promote_task = task(
+    expected_failures_as_state(champion_challenger),
+    name="champion-challenger",
+    cache_policy=NONE,
+    persist_result=False,
+)

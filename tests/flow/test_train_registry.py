@@ -1,0 +1,141 @@
+"""Training registers every completed run; champion/challenger decides promotion."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.scoring import score
+from flows.training import train
+from registry import Registry
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _train(data: Path, tmp_path: Path, registry: Path, **params: object):  # type: ignore[no-untyped-def]
+    state = train(
+        data=str(data),
+        out=str(tmp_path / "runs"),
+        registry=str(registry),
+        return_state=True,
+        **params,
+    )
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+@pytest.fixture
+def linear_csv(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
+    frame["y"] = 2 * frame.a - frame.b + 1 + rng.normal(0, 0.3, 120)
+    path = tmp_path / "linear.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_first_run_becomes_champion_then_challengers_compete(
+    linear_csv: Path, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    first = _train(linear_csv, tmp_path, registry, target="y")
+    assert (first.model_version, first.model_ref) == (1, "linear:1")
+    assert first.promoted and first.champion_before is None and first.champion_after == 1
+    assert first.promotion["rule"] == "no_champion"
+
+    # Same data, same seed: an equal MSE is not worse, so the challenger is promoted.
+    second = _train(linear_csv, tmp_path, registry, target="y")
+    assert second.model_version == 2 and second.promoted
+    assert second.champion_before == 1 and second.champion_after == 2
+    assert second.promotion["champion_metrics"]["mse"] == pytest.approx(
+        second.promotion["challenger_metrics"]["mse"], rel=1e-6
+    )
+
+    # A demanding improvement rule keeps the champion.
+    third = _train(linear_csv, tmp_path, registry, target="y", min_improvement=0.5)
+    assert not third.promoted and third.champion_after == 2
+
+    # Other features: a different signature is never promoted automatically.
+    fourth = _train(linear_csv, tmp_path, registry, target="y", features=["a"])
+    assert not fourth.promoted and fourth.promotion["rule"] == "signature_mismatch"
+
+    with Registry.open(registry) as reg:
+        assert reg.get_alias("linear", "champion") == 2
+        history = reg.history("linear")
+        assert [(e.from_version, e.to_version) for e in history] == [(None, 1), (1, 2)]
+        assert history[-1].actor == second.flow_run_id
+        assert reg.verify() == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_scoring_the_champion_reproduces_training(seed_csv: Path, tmp_path: Path) -> None:
+    registry = tmp_path / "registry"
+    trained = _train(seed_csv, tmp_path, registry, target="y")
+    out = tmp_path / "scores.csv"
+    state = score(
+        data=str(seed_csv),
+        model="seed@champion",
+        out=str(out),
+        registry=str(registry),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    scored = pd.read_csv(out)
+    expected = pd.read_csv(trained.paths.predictions)["predicted"]
+    prediction_column = "predicted"
+    np.testing.assert_allclose(scored[prediction_column], expected, rtol=1e-12)
+    assert "model_version" in scored.columns and set(scored["model_version"]) == {1}
+
+
+@pytest.mark.slow
+def test_eight_concurrent_training_runs_get_eight_versions(
+    prefect_harness: str, linear_csv: Path, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    env = {**os.environ, "PREFECT_API_URL": prefect_harness}
+    command = [
+        sys.executable,
+        "-m",
+        "regflow.cli",
+        "train",
+        str(linear_csv),
+        "--target",
+        "y",
+        "--registry",
+        str(registry),
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+    ]
+
+    def run(_: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, range(8)))
+    for done in results:
+        assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = [json.loads(done.stdout.strip().splitlines()[-1]) for done in results]
+    assert sorted(o["model"]["version"] for o in outcomes) == list(range(1, 9))
+    with Registry.open(registry) as reg:
+        assert [v.version for v in reg.list_versions("linear")] == list(range(1, 9))
+        history = reg.history("linear", "champion")
+        # Every move starts where the previous one ended: no lost update.
+        for earlier, later in itertools.pairwise(history):
+            assert later.from_version == earlier.to_version
+        assert history[0].from_version is None
+        assert reg.get_alias("linear", "champion") == history[-1].to_version
+        assert sum(o["promoted"] for o in outcomes) == len(history)
+        assert reg.verify() == []
