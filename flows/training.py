@@ -189,7 +189,7 @@ def train(
             [promotion_markdown(promotion, version.ref)],
         )
         logger.info(
-            "done: %s, %s MSE %.6g, R² %.6g; optimality gap %.3g; outputs in %s",
+            "done: %s, %s MSE %.6g, R² %.6g; optimality gap %s; outputs in %s",
             name,
             evaluation.fit_split,
             evaluation.model_mse,

@@ -150,7 +150,9 @@ def print_summary(outcome: Any) -> None:
             f"R² {m.r2:.6g}"
             for m in ev.metrics.values()
         ),
-        f"  least-squares optimum MSE {ev.ols_mse:.6g}; optimality gap {ev.optimality_gap:.3g}",
+        f"  least-squares optimum MSE {ev.ols_mse:.6g}; optimality gap "
+        + (f"{ev.optimality_gap:.3g}" if ev.optimality_gap is not None else "n/a (exact fit)")
+        + f", absolute {ev.optimality_gap_abs:.3g}",
         f"  gate: {outcome.gate.reason}",
         *(f"  warning ({w.kind}): {w.message}" for w in outcome.gate.warnings),
         f"  registry: {outcome.model_ref} in {outcome.registry}; "

@@ -93,7 +93,9 @@ class Evaluation(_Result):
     ols_intercept: float
     ols_mse: float = Field(description="MSE of the float64 least-squares fit on the fit split")
     model_mse: float = Field(description="MSE of the trained model on the fit split")
-    optimality_gap: float = Field(description="(model_mse - ols_mse) / ols_mse")
+    optimality_gap: float | None = Field(
+        description="(model_mse - ols_mse) / ols_mse; None where the optimum is ~0 (exact fit)"
+    )
     optimality_gap_abs: float = Field(description="model_mse - ols_mse")
     reference_condition_number: float
     reference_trusted: bool

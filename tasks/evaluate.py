@@ -15,7 +15,7 @@ from schemas.results import Evaluation, Split, SplitMetrics, TrainResult
 MIN_ROWS_FOR_HOLDOUT = 30
 # Below ~8 trustworthy digits in float64 the reference itself is not a reference.
 TRUSTED_CONDITION = 1e8
-NEAR_ZERO_MSE = 1e-30
+EXACT_FIT = 1e-24  # optimum MSE relative to mean(y^2) below which the fit is exact
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ def evaluate_model(
     ols_mse = reference.sse / len(y_fit)
     model_mse = metrics[plan.fit_split].mse
     gap_abs = model_mse - ols_mse
-    gap = gap_abs / ols_mse if ols_mse > NEAR_ZERO_MSE else (0.0 if gap_abs <= 0 else float("inf"))
+    # An exact fit has no relative gap: only the absolute one means something there.
+    scale = float(np.mean(y_fit**2)) or 1.0
+    gap = gap_abs / ols_mse if ols_mse > EXACT_FIT * scale else None
     evaluation = Evaluation(
         metrics=metrics,
         fit_split=plan.fit_split,

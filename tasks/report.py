@@ -114,7 +114,8 @@ def report_markdown(
         evaluation.holdout_note,
         "\n".join(metric_lines),
         f"Least-squares optimum (float64) on the {evaluation.fit_split} split: MSE "
-        f"{_fmt(evaluation.ols_mse)}; optimality gap {_fmt(evaluation.optimality_gap)} "
+        f"{_fmt(evaluation.ols_mse)}; optimality gap "
+        f"{'n/a' if evaluation.optimality_gap is None else _fmt(evaluation.optimality_gap)} "
         f"(relative), {_fmt(evaluation.optimality_gap_abs)} (absolute)."
         + (
             ""
