@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, save_file
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,20 @@ def save_weights(weights: LinearWeights, path: Path, metadata: dict[str, str]) -
     save_file(tensors, str(path), metadata=metadata)
 
 
-def load_weights(path: Path) -> LinearWeights:
-    t = load_file(str(path))
+def weights_from_bytes(data: bytes) -> LinearWeights:
+    """Parse model.safetensors from bytes (e.g. ones already checked against a manifest)."""
+    t = load(data)
     return LinearWeights(
-        coef=t["coef"],
+        coef=np.asarray(t["coef"], dtype=np.float64),
         intercept=float(t["intercept"][0]),
         weight_trained=t["linear.weight"],
         bias_trained=t["linear.bias"],
-        x_mean=t["x_mean"],
-        x_scale=t["x_scale"],
+        x_mean=np.asarray(t["x_mean"], dtype=np.float64),
+        x_scale=np.asarray(t["x_scale"], dtype=np.float64),
         y_mean=float(t["y_mean"][0]),
         y_scale=float(t["y_scale"][0]),
     )
+
+
+def load_weights(path: Path) -> LinearWeights:
+    return weights_from_bytes(Path(path).read_bytes())

@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from regflow.errors import InvalidInputError, Problem
+from regflow.model_files import weights_from_bytes
 from registry import index as ix
 from registry.errors import (
     AliasConflict,
@@ -28,7 +29,7 @@ from registry.errors import (
     RegistryError,
 )
 from registry.index import Index, utcnow
-from registry.predictor import Predictor, weights_from_bytes
+from registry.predictor import Predictor
 from registry.records import AliasEvent, ModelVersion, RegisteredModel
 from registry.references import ModelRef, check_alias, check_name, parse_ref
 from registry.store import (

@@ -14,27 +14,6 @@ from schemas.model_card import ModelCard, Signature
 _EXAMPLES = 5
 
 
-def weights_from_bytes(data: bytes) -> LinearWeights:
-    """Parse model.safetensors from bytes already checked against the manifest.
-
-    Reading the verified bytes (not the path again) leaves no gap between check and use.
-    Mirrors `regflow.model_files.load_weights`.
-    """
-    from safetensors.numpy import load
-
-    t = load(data)
-    return LinearWeights(
-        coef=np.asarray(t["coef"], dtype=np.float64),
-        intercept=float(t["intercept"][0]),
-        weight_trained=t["linear.weight"],
-        bias_trained=t["linear.bias"],
-        x_mean=np.asarray(t["x_mean"], dtype=np.float64),
-        x_scale=np.asarray(t["x_scale"], dtype=np.float64),
-        y_mean=float(t["y_mean"][0]),
-        y_scale=float(t["y_scale"][0]),
-    )
-
-
 def _is_numeric(series: pd.Series) -> bool:
     return bool(
         pd.api.types.is_numeric_dtype(series.dtype)
