@@ -203,13 +203,13 @@ def serve_command(
     deployments = [to_runner_deployment(s) for s in specs]
     bound = worker_bound([f"{d.flow_name}/{d.name}" for d in deployments])
     if bound:
-        listed = ", ".join(f"{name} (work pool {pool})" for name, pool in bound.items())
-        typer.echo(
-            f"regflow serve: {listed} already deployed to a work pool on this server; "
-            "serve or deploy, not both: delete them first "
-            f"(prefect deployment delete {' '.join(bound)}) or keep using the worker",
-            err=True,
-        )
+        for name, pool in bound.items():
+            typer.echo(
+                f"regflow serve: {name} is deployed to the work pool {pool} on this server; "
+                f"serve or deploy, not both: `prefect deployment delete {name}` first, "
+                "or keep using a worker",
+                err=True,
+            )
         raise typer.Exit(2)
     serve(*deployments, limit=limit)
 
