@@ -229,6 +229,7 @@ def bench_end_to_end(
     log("starting a Prefect server")
     with prefect_server() as (api_url, env):
         log(f"Prefect server up at {api_url}")
+        env["REGFLOW_REGISTRY"] = str(workdir / "registry")  # never the repository's registry
         # One unmeasured run of each warms the server's database and the file cache.
         run_process([python, str(REPO / "benchmarks" / "trivial_flow.py")], env=env)
         if "seed" in parts:
