@@ -1,0 +1,458 @@
+"""Gate: stop before training when the features barely relate to the target.
+
+One feature is judged by |Pearson r| and its t-test; several by the multiple correlation R of
+the least-squares fit and its overall F test. Warnings (curvature, influential rows, rank
+disagreement, ill-conditioning) never stop a run; they tell the user what a straight line on
+this data will get wrong. Everything comes from one float64 least-squares analysis (one QR of
+the design) plus a sampled rank correlation, so ten million rows gate in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.exceptions import MissingContextError
+
+from regflow.distributions import f_sf, r_two_sided_p
+from regflow.least_squares import LeastSquaresAnalysis, analyse_least_squares
+from schemas.results import FeatureCorrelation, GateReport, GateWarning
+
+SPEARMAN_MAX_ROWS = 200_000  # rank correlation on a seeded sample beyond this many rows
+SPEARMAN_SEED = 0
+RANK_DISAGREEMENT = 0.3  # |Pearson - Spearman| above which a feature is flagged
+CURVATURE_MIN_SHARE = 0.01  # share of the SSE the curvature term must remove to matter
+HIGH_LEVERAGE = 0.99
+HIGH_COOKS_DISTANCE = 1.0
+ILL_CONDITIONED = 1e7
+_CHUNK = 1 << 16  # rows per chunk of element-wise work on very long columns
+# A fit whose residual norm is this far below the target's spread is exact up to rounding:
+# there is no residual structure to test.
+PERFECT_FIT_RTOL = 1e-12
+
+
+def _fmt(value: float, threshold: float | None = None) -> str:
+    """3 significant digits, more when needed to tell value and threshold apart."""
+    if not math.isfinite(value):
+        return str(value)
+    for digits in range(3, 18):
+        text = f"{value:.{digits}g}"
+        if threshold is None or value == threshold or text != f"{threshold:.{digits}g}":
+            return text
+    return repr(value)
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties sharing their average rank (vectorised, one sort)."""
+    order = np.argsort(values)  # ties get their average rank, so any sort order will do
+    ordered = values[order]
+    starts_run = np.empty(ordered.shape[0], dtype=bool)
+    starts_run[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
+    run_id = np.cumsum(starts_run) - 1
+    run_start = np.flatnonzero(starts_run)
+    run_end = np.append(run_start[1:], ordered.shape[0])  # exclusive
+    average = (run_start + run_end + 1) / 2.0  # mean of the 1-based ranks start+1 .. end
+    ranks = np.empty(ordered.shape[0])
+    ranks[order] = average[run_id]
+    return ranks
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    # einsum, not BLAS dot: threaded BLAS on a busy machine is many times slower here.
+    denominator = math.sqrt(float(np.einsum("i,i->", a, a)) * float(np.einsum("i,i->", b, b)))
+    return float(np.einsum("i,i->", a, b)) / denominator if denominator > 0.0 else math.nan
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
+    """Spearman rho of each column of x with y, on at most SPEARMAN_MAX_ROWS sampled rows."""
+    n = y.shape[0]
+    if n > SPEARMAN_MAX_ROWS:
+        rng = np.random.default_rng(SPEARMAN_SEED)
+        rows = np.sort(rng.choice(n, size=SPEARMAN_MAX_ROWS, replace=False))
+        x = x[rows]
+        y = y[rows]
+    y_ranks = _average_ranks(y)
+    rho = np.array([_pearson(_average_ranks(x[:, j]), y_ranks) for j in range(x.shape[1])])
+    return rho, y.shape[0]
+
+
+def _column_array(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    for name in columns:
+        column = frame[name]
+        if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+            raise ValueError(f"column '{name}' is not numeric (dtype {column.dtype})")
+    return frame[columns].to_numpy(dtype=np.float64)
+
+
+def _check_finite(x: np.ndarray, y: np.ndarray, features: list[str], target: str) -> None:
+    """Name the first column holding NaN or infinity (only called once something failed)."""
+    for j, name in enumerate(features):
+        bad = np.flatnonzero(~np.isfinite(x[:, j]))
+        if bad.size:
+            raise ValueError(
+                f"feature '{name}' has {bad.size} NaN or infinite values"
+                f" (first at row {bad[0] + 1})"
+            )
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise ValueError(
+            f"target '{target}' has {bad.size} NaN or infinite values (first at row {bad[0] + 1})"
+        )
+
+
+def _curvature_warning(
+    analysis: LeastSquaresAnalysis, features: list[str], alpha: float
+) -> GateWarning | None:
+    """Ramsey's RESET: does the square of the fitted values explain what the line missed?"""
+    curvature = analysis.curvature
+    fit = analysis.fit
+    if curvature is None or fit.sse <= 0.0:
+        return None
+    removed = curvature.ss_reduction
+    share = removed / fit.sse
+    if share < CURVATURE_MIN_SHARE:
+        return None
+    remaining = fit.sse - removed
+    statistic = math.inf if remaining <= 0.0 else removed / (remaining / curvature.df_resid)
+    p_value = f_sf(statistic, 1.0, float(curvature.df_resid))
+    if not p_value < alpha:
+        return None
+    term = (
+        f"a squared term of '{features[0]}'"
+        if len(features) == 1
+        else "the squared fitted values (RESET test)"
+    )
+    return GateWarning(
+        kind="curvature",
+        message=(
+            f"the relationship looks curved: adding {term} removes {share:.1%} of the residual"
+            f" sum of squares (p-value {_fmt(p_value)}); a straight line will miss that part;"
+            " consider transforming the features or adding polynomial terms"
+        ),
+        value=share,
+    )
+
+
+def _cooks_distance(residuals: np.ndarray, leverage: np.ndarray, scale: float) -> np.ndarray:
+    """e^2 h / (scale (1 - h)^2) with scale = p s^2, in cache-sized chunks with in-place ops.
+
+    Rows with leverage ~1 have residual ~0 and an undefined distance: they get 0 here (the
+    leverage check reports them).
+    """
+    out = np.empty_like(residuals)
+    gap = np.empty(min(_CHUNK, residuals.shape[0]))
+    for start in range(0, residuals.shape[0], _CHUNK):
+        stop = min(start + _CHUNK, residuals.shape[0])
+        h = leverage[start:stop]
+        value = out[start:stop]
+        g = gap[: stop - start]
+        np.multiply(residuals[start:stop], residuals[start:stop], out=value)
+        value *= h
+        np.subtract(1.0, h, out=g)
+        np.maximum(g, 1e-12, out=g)
+        g *= g
+        value /= g
+        value[h >= 1.0 - 1e-12] = 0.0
+    out /= scale
+    return out
+
+
+def _influence_warnings(analysis: LeastSquaresAnalysis, perfect: bool) -> list[GateWarning]:
+    fit = analysis.fit
+    leverage = fit.leverage
+    warnings: list[GateWarning] = []
+    row = int(np.argmax(leverage))
+    if leverage[row] >= HIGH_LEVERAGE:
+        warnings.append(
+            GateWarning(
+                kind="influential_point",
+                message=(
+                    f"row {row + 1} has leverage {_fmt(float(leverage[row]))}"
+                    f" (>= {HIGH_LEVERAGE}): its feature values are so far from the rest that the"
+                    " fitted line must pass through it; check that row"
+                ),
+                value=float(leverage[row]),
+            )
+        )
+    n = leverage.shape[0]
+    params = fit.rank + (1 if analysis.fit_intercept else 0)
+    if perfect or n <= params or params == 0 or fit.sse <= 0.0:
+        return warnings  # Cook's distance needs a residual variance
+    cooks = _cooks_distance(fit.residuals, leverage, params * fit.sse / (n - params))
+    row = int(np.argmax(cooks))
+    if cooks[row] > HIGH_COOKS_DISTANCE:
+        warnings.append(
+            GateWarning(
+                kind="influential_point",
+                message=(
+                    f"row {row + 1} has Cook's distance {_fmt(float(cooks[row]))}"
+                    f" (> {HIGH_COOKS_DISTANCE:g}): that one row moves the fitted coefficients"
+                    " noticeably; check it for a data error"
+                ),
+                value=float(cooks[row]),
+            )
+        )
+    return warnings
+
+
+def _conditioning_warning(
+    analysis: LeastSquaresAnalysis, features: list[str]
+) -> GateWarning | None:
+    fit = analysis.fit
+    d = len(features)
+    condition = fit.condition_number
+    if fit.rank < d:
+        constant = [features[j] for j in np.flatnonzero(analysis.constant_columns)]
+        involved = np.flatnonzero(
+            (np.abs(analysis.null_space) > 0.1).any(axis=1) & ~analysis.constant_columns
+        )
+        parts = []
+        if constant:
+            parts.append("constant: " + ", ".join(f"'{name}'" for name in constant))
+        if involved.size:
+            parts.append("linearly dependent: " + ", ".join(f"'{features[j]}'" for j in involved))
+        return GateWarning(
+            kind="ill_conditioned",
+            message=(
+                f"the features are collinear: the design has rank {fit.rank} but {d} features"
+                f" ({'; '.join(parts)}); their separate coefficients cannot be determined"
+                " (the reference fit reports a minimum-norm solution); drop or combine them"
+            ),
+            value=condition,
+        )
+    if condition > ILL_CONDITIONED:
+        digits = max(0.0, 16.0 - math.log10(condition))
+        return GateWarning(
+            kind="ill_conditioned",
+            message=(
+                f"the design is ill-conditioned (condition number {_fmt(condition)} after"
+                " centring and scaling): float32 training cannot reach the least-squares"
+                f" coefficients, and even float64 results keep only about {digits:.0f}"
+                " significant digits (16 - log10(condition number)); nearly collinear"
+                " features (e.g. x and x**2 far from 0) are the usual cause"
+            ),
+            value=condition,
+        )
+    return None
+
+
+def _decide(
+    statistic: str,
+    value: float,
+    p_value: float,
+    min_abs_r: float,
+    alpha: float,
+    subject: str,
+) -> tuple[bool, str]:
+    """passed, and a sentence naming the statistic, its value and the thresholds."""
+    name = f"{statistic} = {_fmt(value, min_abs_r)}{subject}"
+    strong = value >= min_abs_r
+    significant = p_value <= alpha
+    p_text = _fmt(p_value, alpha)
+    if strong and significant:
+        return True, (
+            f"{name} is at least min_abs_r = {min_abs_r:g} and its p-value {p_text}"
+            f" is at most alpha = {alpha:g}"
+        )
+    problems = []
+    if not strong:
+        problems.append(f"{name} is below min_abs_r = {min_abs_r:g}")
+    if not significant:
+        problems.append(
+            f"p-value {p_text} of {statistic}{subject if strong else ''} is above alpha = {alpha:g}"
+        )
+    return False, "; ".join(problems)
+
+
+def correlation_gate(
+    frame: pd.DataFrame,
+    features: list[str],
+    target: str,
+    *,
+    min_abs_r: float = 0.5,
+    alpha: float = 0.05,
+    fit_intercept: bool = True,
+) -> GateReport:
+    """Decide whether the features relate strongly enough to the target to train a model."""
+    features = [str(name) for name in features]
+    if not features:
+        raise ValueError("the gate needs at least one feature")
+    missing = [name for name in [*features, target] if name not in frame.columns]
+    if missing:
+        raise ValueError(f"columns not in the data: {', '.join(repr(m) for m in missing)}")
+    if target in features:
+        raise ValueError(f"the target '{target}' is also listed as a feature")
+    if len(set(features)) != len(features):
+        raise ValueError("a feature is listed more than once")
+    if not 0.0 <= min_abs_r <= 1.0:
+        raise ValueError(f"min_abs_r must lie in [0, 1], got {min_abs_r}")
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+    n = len(frame)
+    d = len(features)
+    if n < 1:
+        raise ValueError("the gate needs at least one row")
+
+    x = _column_array(frame, features)
+    y = _column_array(frame, [target])[:, 0]
+    try:
+        analysis = analyse_least_squares(x, y, fit_intercept=fit_intercept)
+    except ValueError:
+        _check_finite(x, y, features, target)
+        raise
+    fit = analysis.fit
+
+    # Per-feature Pearson r (t test, n - 2 df) and Spearman rho.
+    spearman, spearman_rows = _spearman(x, y)
+    correlations: list[FeatureCorrelation] = []
+    for j, name in enumerate(features):
+        r = float(analysis.correlations[j])
+        defined = math.isfinite(r)
+        rho = float(spearman[j])
+        correlations.append(
+            FeatureCorrelation(
+                feature=name,
+                r=r if defined else 0.0,
+                p_value=r_two_sided_p(r, n - 2) if defined and n > 2 else 1.0,
+                spearman=rho if math.isfinite(rho) else 0.0,
+            )
+        )
+
+    # Multiple correlation and its overall F test (df1 = rank, df2 = n - rank - intercept).
+    lead = 1 if fit_intercept else 0
+    multiple_r = math.sqrt(fit.r2)
+    df1 = fit.rank
+    df2 = n - fit.rank - lead
+    explained = max(analysis.sst - fit.sse, 0.0)
+    if df1 == 0 or df2 <= 0 or explained == 0.0:
+        multiple_p = 1.0
+    elif fit.sse <= 0.0:
+        multiple_p = 0.0
+    else:
+        multiple_p = f_sf((explained / df1) / (fit.sse / df2), float(df1), float(df2))
+
+    y_constant = bool(y.min() == y.max())
+    perfect = analysis.sst > 0.0 and fit.sse <= (PERFECT_FIT_RTOL**2) * analysis.sst
+    if d == 1:
+        statistic = "max_abs_r"
+        value = abs(correlations[0].r)
+        p_value = correlations[0].p_value
+        enough_rows = n > 2
+        needed = 3
+        subject = f" for '{features[0]}'"
+        label = "|r|"
+    else:
+        statistic = "R"
+        value = multiple_r
+        p_value = multiple_p
+        needed = d + 1 + lead
+        enough_rows = n >= needed
+        subject = f" for the {d} features"
+        label = "R"
+    if not enough_rows:
+        p_value = 1.0
+
+    if y_constant:
+        passed = False
+        reason = (
+            f"the target '{target}' is constant (every row is {_fmt(float(y[0]))}):"
+            " there is no relationship to model"
+        )
+    elif d == 1 and x[:, 0].min() == x[:, 0].max():
+        passed = False
+        reason = (
+            f"feature '{features[0]}' is constant (every row is {_fmt(float(x[0, 0]))}):"
+            f" |r| is undefined (taken as 0), below min_abs_r = {min_abs_r:g}"
+        )
+    elif d > 1 and fit.rank == 0:
+        passed = False
+        state = "constant" if fit_intercept else "zero"
+        reason = f"all {d} features are {state}: R is 0, below min_abs_r = {min_abs_r:g}"
+    elif not enough_rows:
+        passed = False
+        reason = (
+            f"too few rows for {d} feature{'s' if d > 1 else ''}: {n} row{'s' if n != 1 else ''}"
+            f" but the p-value of {label} needs at least {needed}, so it is undefined"
+            " (taken as 1.0)"
+        )
+    else:
+        passed, reason = _decide(label, value, p_value, min_abs_r, alpha, subject)
+
+    warnings: list[GateWarning] = []
+    if not y_constant and not perfect:
+        curved = _curvature_warning(analysis, features, alpha)
+        if curved is not None:
+            warnings.append(curved)
+    warnings.extend(_influence_warnings(analysis, perfect or y_constant))
+    sample_note = (
+        f" (Spearman on a seeded random sample of {spearman_rows:,} of {n:,} rows)"
+        if spearman_rows < n
+        else ""
+    )
+    for j, item in enumerate(correlations):
+        if not math.isfinite(float(analysis.correlations[j])):
+            continue
+        gap = abs(item.r - item.spearman)
+        if gap > RANK_DISAGREEMENT:
+            warnings.append(
+                GateWarning(
+                    kind="rank_disagreement",
+                    message=(
+                        f"'{item.feature}': Pearson r = {item.r:.3f} but Spearman rank"
+                        f" correlation = {item.spearman:.3f}{sample_note}: the relationship is"
+                        " monotone but not linear, or a few extreme rows drive r"
+                    ),
+                    feature=item.feature,
+                    value=gap,
+                )
+            )
+    conditioning = _conditioning_warning(analysis, features)
+    if conditioning is not None:
+        warnings.append(conditioning)
+
+    return GateReport(
+        n_rows=n,
+        features=correlations,
+        multiple_r=multiple_r,
+        multiple_r_p_value=multiple_p,
+        statistic=statistic,
+        value=value,
+        p_value=p_value,
+        min_abs_r=min_abs_r,
+        alpha=alpha,
+        condition_number=fit.condition_number,
+        passed=passed,
+        reason=reason,
+        warnings=warnings,
+    )
+
+
+@task(name="correlation-gate", cache_policy=NONE, persist_result=False)
+def gate_task(
+    frame: pd.DataFrame,
+    features: list[str],
+    target: str,
+    *,
+    min_abs_r: float = 0.5,
+    alpha: float = 0.05,
+    fit_intercept: bool = True,
+) -> GateReport:
+    """Prefect task around correlation_gate (pure, so no retries)."""
+    report = correlation_gate(
+        frame, features, target, min_abs_r=min_abs_r, alpha=alpha, fit_intercept=fit_intercept
+    )
+    try:
+        logger: logging.Logger | logging.LoggerAdapter = get_run_logger()
+    except MissingContextError:  # gate_task.fn called outside a run (tests, notebooks)
+        logger = logging.getLogger(__name__)
+    logger.info("gate %s: %s", report.decision, report.reason)
+    for warning in report.warnings:
+        logger.warning("gate warning (%s): %s", warning.kind, warning.message)
+    return report
