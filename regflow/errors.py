@@ -49,6 +49,7 @@ class RegflowError(Exception):
     exit_code = 1
     status = "failed"
     state_name = "Failed"
+    retryable = False  # True: a fault that may pass (Prefect task retries try again)
 
     def to_dict(self) -> dict[str, object]:
         return {"error": type(self).__name__, "message": str(self)}
@@ -88,6 +89,24 @@ class UsageError(InvalidInputError):
 
     def __init__(self, message: str, check: str = "usage"):
         super().__init__(None, [Problem(check=check, message=message)])
+
+
+class RemoteReadError(RegflowError):
+    """A remote read failed in a way that may pass (5xx, timeout, refused): retried, then exit 1."""
+
+    state_name = "RemoteReadFailed"
+    retryable = True
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(
+            f"{source}: could not read the remote file: {reason}; the server or network may be "
+            "down: try again later"
+        )
+        self.source = source
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": type(self).__name__, "message": str(self), "file": self.source}
 
 
 class TrainingDivergedError(RegflowError):

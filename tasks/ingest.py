@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import aiohttp
 import fsspec
 import pandas as pd
 import pyarrow as pa
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NONE
 
-from regflow.errors import InvalidInputError, Problem
+from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from tasks.outcomes import expected_failures_as_state, retry_unless_expected
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -110,6 +111,24 @@ def _parse_csv(stream: io.BufferedIOBase, source: str) -> pd.DataFrame:
 
 def _parse_parquet(stream: io.BufferedIOBase, source: str) -> pd.DataFrame:
     try:
+        # The footer first: duplicate names make read_table fail with an Arrow riddle.
+        schema = pq.read_schema(stream)
+        stream.seek(0)
+        names = Counter(schema.names)
+        if any(count > 1 for count in names.values()):
+            raise InvalidInputError(
+                source,
+                [
+                    Problem(
+                        check="unique_column_names",
+                        message="the file has more than one column with this name",
+                        file=source,
+                        column=name,
+                    )
+                    for name, count in names.items()
+                    if count > 1
+                ],
+            )
         table = pq.read_table(stream)
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidInputError.single(source, "parquet_format", str(err)) from None
@@ -150,13 +169,50 @@ def _read_local(source: str) -> LoadedData:
     return LoadedData(frame, source, fmt, sha256, size)
 
 
+def _http_status(err: BaseException) -> int | None:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(getattr(seen, "status", None), int):
+            return int(seen.status)  # type: ignore[attr-defined]
+        seen = seen.__cause__
+    return None
+
+
+def _remote_failure(source: str, err: BaseException) -> InvalidInputError | RemoteReadError:
+    """Bad input (absent, forbidden) fails at once; anything that may pass is retried.
+
+    fsspec's HTTP raises FileNotFoundError for any failed lookup, a 503 included; the
+    server's status is on the exception's cause.
+    """
+    status = _http_status(err)
+    # No cause: the backend itself said "not found" (a refused connection is a cause).
+    missing = isinstance(err, FileNotFoundError) and err.__cause__ is None
+    if status in (404, 410) or missing:
+        return InvalidInputError.single(source, "file_exists", "no such file at this URL")
+    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        return InvalidInputError.single(
+            source, "remote_access", f"the server refused the request (HTTP {status})"
+        )
+    cause = err.__cause__ or err
+    return RemoteReadError(
+        source, f"HTTP {status}" if status is not None else f"{type(cause).__name__}: {cause}"
+    )
+
+
 def _read_remote(source: str, fmt: str) -> LoadedData:
     # Remote files are fetched whole, hashed, then parsed from memory.
+    protocol = urlparse(source).scheme
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as err:  # unknown scheme, or its package is missing
+        raise InvalidInputError.single(
+            source, "url_scheme", f"cannot read '{protocol}://' URLs: {err}"
+        ) from None
     try:
         with fsspec.open(source, "rb") as remote:
             data = remote.read()
-    except FileNotFoundError:
-        raise InvalidInputError.single(source, "file_exists", "no such file at this URL") from None
+    except (OSError, TimeoutError, aiohttp.ClientError) as err:
+        raise _remote_failure(source, err) from None
     stream = io.BytesIO(data)
     frame = _parse(stream, fmt, source)
     return LoadedData(frame, source, fmt, hashlib.sha256(data).hexdigest(), len(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -29,7 +30,21 @@ def expected_failures_as_state(fn: Callable[P, R]) -> Callable[P, R | State]:
 
 def retry_unless_expected(task: Any, task_run: Any, state: State) -> bool:
     """Retry faults (network, storage); bad input will not get better on retry."""
-    return not isinstance(state.result(raise_on_failure=False), RegflowError)
+    value = state.result(raise_on_failure=False)
+    return not isinstance(value, RegflowError) or value.retryable
+
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a task's returned Failed state with exc_info=True outside any `except`:
+    the formatter would then print a bogus 'NoneType: None' traceback line under it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.exc_info, tuple) and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
 
 
 class StepFailed(Exception):
