@@ -452,7 +452,12 @@ def gate_task(
         logger: logging.Logger | logging.LoggerAdapter = get_run_logger()
     except MissingContextError:  # gate_task.fn called outside a run (tests, notebooks)
         logger = logging.getLogger(__name__)
-    logger.info("gate %s: %s", report.decision, report.reason)
-    for warning in report.warnings:
-        logger.warning("gate warning (%s): %s", warning.kind, warning.message)
+    # One line for the decision; the warnings travel in the report (the flow logs them).
+    logger.info(
+        "gate %s: %s (%d warning%s)",
+        report.decision,
+        report.reason,
+        len(report.warnings),
+        "" if len(report.warnings) == 1 else "s",
+    )
     return report
