@@ -13,7 +13,7 @@ from prefect.states import Failed, State
 from pydantic import Field
 
 from regflow.errors import GateStoppedError, RegflowError, UsageError
-from schemas.results import TrainOutcome
+from schemas.results import QuarantineSummary, TrainOutcome
 from tasks.evaluate import evaluate_task, make_split
 from tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
 from tasks.gate import gate_task
@@ -23,7 +23,7 @@ from tasks.publish import build_card, publish_task, render_plots
 from tasks.register import promote_task, promotion_markdown, register_task, registry_location
 from tasks.report import gate_stop_report_task, report_task
 from tasks.train import choose_dtype, resolve_config, select_device, train_task
-from tasks.validate import validate_task
+from tasks.validate import ValidatedData, validate_task
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_OUT = "artifacts/runs"
@@ -72,6 +72,8 @@ def train(
     registry: str | None = None,
     min_r2: float = 0.0,
     min_improvement: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+    on_invalid: Literal["fail", "quarantine"] = "fail",
+    max_invalid_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0,
 ) -> TrainOutcome | State:
     """Train a linear regression on DATA's TARGET and publish the model, card and plots."""
     name = model or default_model_name(data)
@@ -86,7 +88,20 @@ def train(
         torch_device = select_device(device)
         _tag_run(name, preset)
         loaded = unwrap(ingest_task(data, return_state=True))
-        valid = unwrap(validate_task(loaded, target, features, return_state=True))
+        valid = unwrap(
+            validate_task(
+                loaded, target, features, on_invalid, max_invalid_fraction, return_state=True
+            )
+        )
+        quarantine = quarantine_summary(valid, max_invalid_fraction)
+        if quarantine is not None and quarantine.rows_rejected:
+            logger.warning(
+                "quarantined %d of %d rows (%s); training on the other %d",
+                quarantine.rows_rejected,
+                quarantine.rows_read,
+                ", ".join(f"{check}: {n}" for check, n in quarantine.by_check.items()),
+                quarantine.rows_used,
+            )
         logger.info(
             "%s: %d rows, features %s, target '%s'",
             data,
@@ -150,7 +165,7 @@ def train(
             flow_run_name=runtime.flow_run.name,
         )
         images = render_plots(valid.frame, trained, target, predictions)
-        published = publish_task(out, card, trained, predictions, images)
+        published = publish_task(out, card, trained, predictions, images, valid.rejected)
         version = unwrap(
             register_task(registry, name, published.run_dir, run_id, return_state=True)
         )
@@ -186,7 +201,10 @@ def train(
             evaluation,
             predictions,
             images,
-            [promotion_markdown(promotion, version.ref)],
+            [
+                promotion_markdown(promotion, version.ref),
+                *([quarantine_markdown(quarantine)] if quarantine is not None else []),
+            ],
         )
         logger.info(
             "done: %s, %s MSE %.6g, R² %.6g; optimality gap %s; outputs in %s",
@@ -217,11 +235,44 @@ def train(
             champion_before=promotion.champion_before,
             champion_after=promotion.champion_after,
             promotion=promotion.decision.model_dump(),
+            quarantine=quarantine,
         )
     except StepFailed as stop:
         return _failed(stop.error)
     except RegflowError as err:
         return _failed(err)
+
+
+def quarantine_summary(
+    valid: ValidatedData, max_invalid_fraction: float
+) -> QuarantineSummary | None:
+    """Counts of the rows quarantine set aside; None when invalid rows fail the run."""
+    if valid.rejected is None:
+        return None
+    # A row failing two checks counts under both (so by_check may sum past rows_rejected).
+    per_check = valid.rejected.drop_duplicates(["row", "check"])
+    return QuarantineSummary(
+        rows_read=valid.rows_read,
+        rows_rejected=valid.rows_rejected,
+        rows_used=len(valid.frame),
+        fraction=valid.rows_rejected / valid.rows_read if valid.rows_read else 0.0,
+        max_invalid_fraction=max_invalid_fraction,
+        by_check={str(k): int(v) for k, v in per_check["check"].value_counts().items()},
+    )
+
+
+def quarantine_markdown(summary: QuarantineSummary) -> str:
+    lines = [
+        "## Quarantined rows",
+        f"{summary.rows_rejected} of {summary.rows_read} rows ({summary.fraction:.2%}) failed a "
+        f"row check and were set aside (at most {summary.max_invalid_fraction:.2%} allowed); "
+        f"the model was trained and evaluated on the other {summary.rows_used}. Each one is "
+        "listed with the check it failed in `quarantine.csv` in the run folder.",
+    ]
+    if summary.by_check:
+        lines += ["", "| check | rows |", "|---|---|"]
+        lines += [f"| {check} | {n} |" for check, n in summary.by_check.items()]
+    return "\n".join(lines)
 
 
 def _failed(err: RegflowError) -> State:

@@ -42,6 +42,11 @@ class DeviceName(StrEnum):
     mps = "mps"
 
 
+class OnInvalid(StrEnum):
+    fail = "fail"
+    quarantine = "quarantine"
+
+
 class Precision(StrEnum):
     auto = "auto"
     float32 = "float32"
@@ -133,6 +138,7 @@ def outcome_json(outcome: Any) -> dict[str, Any]:
         "ignored_columns": outcome.ignored_columns,
         "data_sha256": outcome.data_sha256,
         "paths": outcome.paths.model_dump(),
+        "quarantine": outcome.quarantine.model_dump() if outcome.quarantine else None,
     }
 
 
@@ -153,6 +159,14 @@ def print_summary(outcome: Any) -> None:
         f"  least-squares optimum MSE {ev.ols_mse:.6g}; optimality gap "
         + (f"{ev.optimality_gap:.3g}" if ev.optimality_gap is not None else "n/a (exact fit)")
         + f", absolute {ev.optimality_gap_abs:.3g}",
+        *(
+            [
+                f"  quarantined {q.rows_rejected} of {q.rows_read} rows ({q.fraction:.2%}): "
+                f"{outcome.paths.quarantine}"
+            ]
+            if (q := outcome.quarantine) is not None
+            else []
+        ),
         f"  gate: {outcome.gate.reason}",
         *(f"  warning ({w.kind}): {w.message}" for w in outcome.gate.warnings),
         f"  registry: {outcome.model_ref} in {outcome.registry}; "
@@ -238,6 +252,17 @@ def train(
             callback=_fraction, help="promotion: relative MSE improvement needed, in [0, 1)"
         ),
     ] = 0.0,
+    on_invalid: Annotated[
+        OnInvalid,
+        typer.Option(
+            help="rows failing a value check: fail the run, or quarantine them "
+            "(written to quarantine.csv) and train on the rest"
+        ),
+    ] = OnInvalid.fail,
+    max_invalid_fraction: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="quarantine: largest share of rows that may be set aside"),
+    ] = 0.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="print one JSON object as the last line")
     ] = False,
@@ -273,6 +298,8 @@ def train(
         registry=registry,
         min_r2=min_r2,
         min_improvement=min_improvement,
+        on_invalid=on_invalid.value,
+        max_invalid_fraction=max_invalid_fraction,
         return_state=True,
     )
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None

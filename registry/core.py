@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from regflow.errors import InvalidInputError, Problem
+from regflow.faults import kill_point
 from regflow.model_files import weights_from_bytes
 from registry import index as ix
 from registry.errors import (
@@ -231,6 +232,7 @@ class Registry:
         # Everything recorded below comes from the staged copy, so the index row describes
         # exactly the bytes stored, even if the run folder changes while we copy.
         staged = self.store.stage(run_dir, reserved={MANIFEST_FILE})
+        kill_point("register:staged")
         try:
             card = _parse_run(
                 run_dir,
@@ -289,6 +291,7 @@ class Registry:
                         self.store.write_staged(staged, MANIFEST_FILE, manifest_bytes)
                         published = (name, version)  # set first: publish may fail half way
                         location = self.store.publish(staged, name, version)
+                        kill_point("register:published")
                         conn.execute(
                             insert(ix.model_versions).values(
                                 name=name,
@@ -308,6 +311,7 @@ class Registry:
                                 files=location,
                             )
                         )
+                    kill_point("register:committed")
                     break
                 except sa_exc.IntegrityError:
                     # Another writer created the model row first (PostgreSQL); the whole

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
@@ -120,23 +122,131 @@ def _plainly_valid(selected: pd.DataFrame) -> bool:
     return True
 
 
-def validate_frame(
-    frame: pd.DataFrame, features: list[str], target: str, source: str | None
-) -> pd.DataFrame:
-    """Validate the chosen columns lazily (every failure collected); return them as float64."""
+def _select(frame: pd.DataFrame, features: list[str], target: str) -> pd.DataFrame:
     selected = frame.loc[:, [*features, target]]
+    # Row numbers in messages are positions (1 = first data row), whatever index a Parquet
+    # file brought along (strings, dates, duplicates).
+    if not (isinstance(selected.index, pd.RangeIndex) and selected.index.start == 0):
+        selected = selected.reset_index(drop=True)
+    return selected
+
+
+def _validate_selected(
+    selected: pd.DataFrame, features: list[str], target: str, source: str | None, note: str = ""
+) -> pd.DataFrame:
     if _plainly_valid(selected):
         return selected.astype(np.float64, copy=False)
+    if len(selected) == 0:
+        note += ": no data rows, only column names"
     schema = dataset_schema(features, target)
     try:
         valid = schema.validate(selected, lazy=True)
     except SchemaErrors as err:
         problems = problems_from_failures(err.failure_cases, source)
         problems = [
-            Problem(check=p.check, message=f"{p.message} (found {len(selected)})", file=source)
+            Problem(
+                check=p.check, message=f"{p.message} (found {len(selected)}{note})", file=source
+            )
             if p.check == f"at_least_{MIN_ROWS}_rows"
             else p
             for p in problems
         ]
         raise InvalidInputError(source, problems) from None
     return valid.astype(np.float64, copy=False)
+
+
+def validate_frame(
+    frame: pd.DataFrame, features: list[str], target: str, source: str | None
+) -> pd.DataFrame:
+    """Validate the chosen columns lazily (every failure collected); return them as float64."""
+    return _validate_selected(_select(frame, features, target), features, target, source)
+
+
+# Checks that judge one value, so one row: quarantine can set such a row aside. The others
+# (row count, constant column, missing column) judge the table and always fail the run.
+ROW_CHECKS = ("coerce_dtype", "not_nullable", "finite", "within_float32_range")
+QUARANTINE_COLUMNS = ["row", "column", "check", "value"]
+MAX_SCREENS = 5  # pandera may report a row's second failure only once the first is gone
+
+
+@dataclass(frozen=True)
+class Screened:
+    """The rows that passed every row check, and every rejected row with what it failed."""
+
+    frame: pd.DataFrame  # valid rows as float64, index 0..n-1
+    rejected: pd.DataFrame  # QUARANTINE_COLUMNS; row is the 1-based data row number
+    rows_total: int
+
+    @property
+    def rows_rejected(self) -> int:
+        return int(self.rejected["row"].nunique())
+
+
+def _row_failures(failures: pd.DataFrame) -> pd.DataFrame:
+    checks = failures["check"].astype(str).map(_check_name)
+    rows = failures[checks.isin(ROW_CHECKS) & failures["index"].notna()]
+    return pd.DataFrame(
+        {
+            "row": rows["index"].astype(np.int64) + 1,
+            "column": rows["column"].astype(str),
+            "check": checks[rows.index],
+            "value": rows["failure_case"].map(str),  # NaN as "nan", as in the messages
+        }
+    )
+
+
+def screen_frame(
+    frame: pd.DataFrame,
+    features: list[str],
+    target: str,
+    source: str | None,
+    *,
+    max_invalid_fraction: float,
+) -> Screened:
+    """Quarantine: set aside rows that fail a row check, then validate the rest as a table.
+
+    Fails (InvalidInputError) when the rejected share of rows exceeds max_invalid_fraction,
+    or when what is left fails a table check (too few rows, a constant column).
+    """
+    selected = _select(frame, features, target)
+    total = len(selected)
+    rejected: list[pd.DataFrame] = []
+    remaining = selected
+    problems: list[Problem] = []
+    schema = dataset_schema(features, target)
+    for _ in range(MAX_SCREENS):
+        if _plainly_valid(remaining):
+            break
+        try:
+            schema.validate(remaining, lazy=True)
+            break
+        except SchemaErrors as err:
+            bad = _row_failures(err.failure_cases)
+            if bad.empty:
+                break  # only table checks failed: judged below on what is left
+            found = problems_from_failures(err.failure_cases, source)
+            problems += [p for p in found if p.check in ROW_CHECKS]
+            rejected.append(bad)
+            remaining = remaining.drop(index=bad["row"].unique() - 1)
+    if rejected:
+        rejected_rows = pd.concat(rejected, ignore_index=True).sort_values(
+            ["row", "column"], kind="stable", ignore_index=True
+        )
+    else:
+        rejected_rows = pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
+    n_rejected = int(rejected_rows["row"].nunique())
+    if total and n_rejected / total > max_invalid_fraction:
+        problems.append(
+            Problem(
+                check="max_invalid_fraction",
+                message=f"{n_rejected} of {total} rows ({n_rejected / total:.1%}) failed a row "
+                f"check; at most {max_invalid_fraction:.1%} may be quarantined "
+                "(--max-invalid-fraction)",
+                file=source,
+                count=n_rejected,
+            )
+        )
+        raise InvalidInputError(source, problems)
+    note = f" after quarantining {n_rejected} rows" if n_rejected else ""
+    valid = _validate_selected(remaining, features, target, source, note)
+    return Screened(valid.reset_index(drop=True), rejected_rows, total)

@@ -37,6 +37,7 @@ class DataInfo(BaseModel):
     sha256: str = Field(description="SHA-256 of the dataset's bytes as read")
     rows: int
     columns: list[str]
+    rows_quarantined: int = Field(default=0, description="rows set aside as invalid")
 
 
 class Coefficients(BaseModel):

@@ -109,6 +109,18 @@ class PublishedRun(_Result):
     card: str
     predictions: str
     plots: dict[str, str]
+    quarantine: str | None = Field(default=None, description="quarantine.csv, when written")
+
+
+class QuarantineSummary(_Result):
+    """What `on_invalid="quarantine"` set aside: nothing is dropped without being counted."""
+
+    rows_read: int
+    rows_rejected: int
+    rows_used: int
+    fraction: float = Field(description="rows_rejected / rows_read")
+    max_invalid_fraction: float
+    by_check: dict[str, int] = Field(description="rejected rows per failed check")
 
 
 class TrainOutcome(_Result):
@@ -134,3 +146,6 @@ class TrainOutcome(_Result):
     champion_before: int | None
     champion_after: int | None
     promotion: dict[str, Any] = Field(description="the champion/challenger decision")
+    quarantine: QuarantineSummary | None = Field(
+        default=None, description='rows set aside (on_invalid="quarantine" only)'
+    )

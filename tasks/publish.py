@@ -19,6 +19,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from regflow import plots
+from regflow.faults import kill_point
 from regflow.model_files import LinearWeights, save_weights
 from schemas.model_card import (
     CARD_FILE,
@@ -34,6 +35,7 @@ from schemas.results import Evaluation, GateReport, PublishedRun, TrainResult
 from tasks.outcomes import retry_unless_expected
 from tasks.validate import ValidatedData
 
+QUARANTINE_FILE = "quarantine.csv"
 LIBRARIES = ("regflow", "torch", "prefect", "pandas", "pandera", "numpy", "safetensors")
 
 
@@ -76,6 +78,7 @@ def build_card(
             format=data.format,
             sha256=data.sha256,
             rows=len(data.frame),
+            rows_quarantined=data.rows_rejected,
             columns=[*data.features, data.target],
         ),
         training={
@@ -143,8 +146,13 @@ def publish_run(
     trained: TrainResult,
     predictions: pd.DataFrame,
     images: dict[str, bytes],
+    quarantine: pd.DataFrame | None = None,
 ) -> PublishedRun:
-    """Write everything into a hidden temporary folder, then rename it into place in one step."""
+    """Write everything into a hidden temporary folder, then rename it into place in one step.
+
+    `quarantine` (row, column, check, value) is written as quarantine.csv with the rest, so
+    the rows a run set aside are never separated from the model trained without them.
+    """
     parent = Path(out_dir) / card.name
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / run_folder_name(card.name, card.flow_run_id)
@@ -164,13 +172,21 @@ def publish_run(
         pacsv.write_csv(
             pa.Table.from_pandas(predictions, preserve_index=False), staging / PREDICTIONS_FILE
         )
-        files = sorted([WEIGHTS_FILE, PREDICTIONS_FILE, CARD_FILE, *plot_files.values()])
+        extra = []
+        if quarantine is not None:
+            pacsv.write_csv(
+                pa.Table.from_pandas(quarantine.astype({"value": str}), preserve_index=False),
+                staging / QUARANTINE_FILE,
+            )
+            extra.append(QUARANTINE_FILE)
+        files = sorted([WEIGHTS_FILE, PREDICTIONS_FILE, CARD_FILE, *plot_files.values(), *extra])
         card = card.model_copy(update={"files": files})
         (staging / CARD_FILE).write_text(card.model_dump_json(indent=2))
         for path in staging.rglob("*"):
             if path.is_file():
                 with open(path, "rb") as fh:
                     os.fsync(fh.fileno())
+        kill_point("publish:before-rename")
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -181,6 +197,7 @@ def publish_run(
         card=str(final / CARD_FILE),
         predictions=str(final / PREDICTIONS_FILE),
         plots={name: str(final / rel) for name, rel in plot_files.items()},
+        quarantine=str(final / QUARANTINE_FILE) if quarantine is not None else None,
     )
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NONE
 
 from regflow.errors import InvalidInputError, Problem
-from schemas.dataset import validate_frame
+from schemas.dataset import screen_frame, validate_frame
 from tasks.ingest import LoadedData
 from tasks.outcomes import expected_failures_as_state
 
+OnInvalid = Literal["fail", "quarantine"]
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 SNIFF_ROWS = 1000
 
@@ -26,6 +28,14 @@ class ValidatedData:
     sha256: str
     format: str
     ignored_columns: list[str]
+    rows_read: int = 0  # rows in the file, before any quarantine
+    # on_invalid="quarantine": every rejected row (row, column, check, value), maybe none;
+    # None when invalid rows fail the run instead.
+    rejected: pd.DataFrame | None = None
+
+    @property
+    def rows_rejected(self) -> int:
+        return 0 if self.rejected is None else int(self.rejected["row"].nunique())
 
 
 def _mostly_numeric(column: pd.Series) -> bool:
@@ -56,7 +66,15 @@ def resolve_columns(
     columns = [str(c) for c in frame.columns]
     available = ", ".join(f"'{c}'" for c in columns[:20]) + (" ..." if len(columns) > 20 else "")
     hint = _delimiter_hint(columns)
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem(
+            check="unique_column_names",
+            message="the data has more than one column with this name",
+            file=source,
+            column=name,
+        )
+        for name in sorted({c for c in columns if columns.count(c) > 1})
+    ]
     wanted = [target, *(features or [])]
     for name in dict.fromkeys(wanted):
         if name not in columns:
@@ -95,7 +113,12 @@ def resolve_columns(
         raise InvalidInputError(source, problems)
     if features is not None:
         return list(features), [c for c in columns if c not in features and c != target]
-    chosen = [c for c in columns if c != target and _mostly_numeric(frame[c])]
+    if len(frame) == 0:
+        # A header and no rows: no column can show it is numeric; the row count check
+        # then names the real problem instead of "no numeric feature".
+        chosen = [c for c in columns if c != target]
+    else:
+        chosen = [c for c in columns if c != target and _mostly_numeric(frame[c])]
     ignored = [c for c in columns if c != target and c not in chosen]
     if not chosen:
         raise InvalidInputError.single(
@@ -106,9 +129,23 @@ def resolve_columns(
     return chosen, ignored
 
 
-def validate_dataset(data: LoadedData, target: str, features: list[str] | None) -> ValidatedData:
+def validate_dataset(
+    data: LoadedData,
+    target: str,
+    features: list[str] | None,
+    on_invalid: OnInvalid = "fail",
+    max_invalid_fraction: float = 0.0,
+) -> ValidatedData:
+    """Choose the columns and validate them; `quarantine` sets invalid rows aside instead."""
     chosen, ignored = resolve_columns(data.frame, target, features, data.source)
-    frame = validate_frame(data.frame, chosen, target, data.source)
+    rejected = None
+    if on_invalid == "quarantine":
+        screened = screen_frame(
+            data.frame, chosen, target, data.source, max_invalid_fraction=max_invalid_fraction
+        )
+        frame, rejected = screened.frame, screened.rejected
+    else:
+        frame = validate_frame(data.frame, chosen, target, data.source)
     return ValidatedData(
         frame=frame,
         features=chosen,
@@ -117,6 +154,8 @@ def validate_dataset(data: LoadedData, target: str, features: list[str] | None) 
         sha256=data.sha256,
         format=data.format,
         ignored_columns=ignored,
+        rows_read=len(data.frame),
+        rejected=rejected,
     )
 
 

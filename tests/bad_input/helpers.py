@@ -1,0 +1,46 @@
+"""Small helpers shared by the bad-input and fault tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from registry import Registry
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def registered_versions(registry: Path) -> int:
+    """How many versions the registry at `registry` shows (0 when it was never created)."""
+    if not (registry / "index.db").exists():
+        return 0
+    with Registry.open(registry, create=False) as reg:
+        return sum(m.versions for m in reg.list_models())
+
+
+def run_folders(out: Path) -> list[Path]:
+    """Complete run folders under `out` (a run folder holds model.json once renamed in)."""
+    return [p.parent for p in out.glob("*/*/model.json")] if out.exists() else []
+
+
+def regflow(
+    args: list[str], api_url: str, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """Run the real `regflow` command line in a new process against the harness's API."""
+    full_env = {**os.environ, "PREFECT_API_URL": api_url, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "regflow.cli", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    return json.loads(stdout.strip().splitlines()[-1])
