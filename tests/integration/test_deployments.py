@@ -280,6 +280,8 @@ def test_worker_completes_a_deployment_run(client: SyncPrefectClient, executed: 
         assert version.version == 1
         assert version.run_id == str(run.id)
         assert registry.get_alias(TRAINED_MODEL, "champion") == 1
+    (run_folder,) = (executed.out / TRAINED_MODEL).iterdir()  # outputs went where we said
+    assert (run_folder / "model.safetensors").is_file()
 
 
 def test_deployment_run_emits_model_events_and_triggers_scoring(
@@ -325,8 +327,10 @@ def test_gated_run_emits_gate_stopped(client: SyncPrefectClient, executed: Execu
         assert GATED_MODEL not in {m.name for m in registry.list_models()}
 
 
-def test_flow_runs_are_filterable_by_id(client: SyncPrefectClient, executed: Executed) -> None:
-    # Both runs went through our queue only: nothing else was executed by the worker.
+def test_executed_runs_came_from_the_test_queue(
+    client: SyncPrefectClient, executed: Executed
+) -> None:
+    # The worker polled our queue only: scheduled runs were left alone.
     ids = [executed.trained.id, executed.gated.id]
     runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
     assert {r.work_queue_name for r in runs} == {QUEUE}
