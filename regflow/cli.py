@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from deployments.serve import serve_command
 from regflow.cli_models import models_app, predict_command
 from regflow.errors import GateStoppedError, InvalidInputError, RegflowError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.command("predict")(predict_command)
+app.command("serve")(serve_command)
 
 
 class Preset(StrEnum):
