@@ -340,7 +340,9 @@ def correlation_gate(
 
     y_constant = bool(y.min() == y.max())
     perfect = analysis.sst > 0.0 and fit.sse <= (PERFECT_FIT_RTOL**2) * analysis.sst
-    if d == 1:
+    # Through the origin the model's relationship is the uncentred one: a line forced through
+    # (0, 0) can fit well where the centred Pearson r (about a free intercept) says little.
+    if d == 1 and fit_intercept:
         statistic = "max_abs_r"
         value = abs(correlations[0].r)
         p_value = correlations[0].p_value
@@ -354,7 +356,7 @@ def correlation_gate(
         p_value = multiple_p
         needed = d + 1 + lead
         enough_rows = n >= needed
-        subject = f" for the {d} features"
+        subject = f" for the {d} features" if d > 1 else f" for '{features[0]}' through the origin"
         label = "R"
     if not enough_rows:
         p_value = 1.0
