@@ -95,6 +95,16 @@ def score_frame(predictor: Predictor, frame: pd.DataFrame, source: str | None) -
                 for c in clashes
             ],
         )
+    if len(frame) == 0:
+        # A header and no rows: pandas reads the empty columns as text. Nothing to score is
+        # not a wrong type; the result is an empty table with the output columns.
+        frame = frame.astype(
+            {
+                c: np.float64
+                for c in predictor.feature_names
+                if c in frame.columns and not pd.api.types.is_numeric_dtype(frame[c])
+            }
+        )
     predictions = predictor.predict(frame, source=source)
     scored = frame.copy()
     scored[PREDICTION_COLUMN] = predictions
