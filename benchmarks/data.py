@@ -40,7 +40,7 @@ def _feature_location(features: int) -> tuple[np.ndarray, np.ndarray]:
 class Dataset:
     rows: int
     features: int
-    npy: str  # float64 (rows, features + 1), target last
+    npy: str  # float64 (features + 1, rows): one column per array row, target last
     csv: str | None
     parquet: str | None
     optimum_mse: float  # float64 least-squares MSE with intercept, on all rows
@@ -58,34 +58,36 @@ class Dataset:
         return cls(**json.loads(text))
 
 
-def make_matrix(rows: int, features: int, seed: int = SEED) -> np.ndarray:
-    """(rows, features + 1) float64, target last, rounded to DECIMALS."""
+def make_columns(rows: int, features: int, seed: int = SEED) -> np.ndarray:
+    """(features + 1, rows) float64, one column per row of the array, target last, rounded.
+
+    Column-major like a pandas frame's block, so a frame over it needs no copy.
+    """
     rng = np.random.default_rng([seed, rows, features])
-    data = np.empty((rows, features + 1), dtype=np.float64)
+    data = np.empty((features + 1, rows), dtype=np.float64)
     mean, scale = _feature_location(features)
     beta = true_coefficients(features)
-    y = rng.standard_normal(rows)
+    y = data[features]
+    rng.standard_normal(out=y)
     y *= NOISE_SD
     y += INTERCEPT
-    column = np.empty(rows, dtype=np.float64)
     for j in range(features):
+        column = data[j]
         rng.standard_normal(out=column)
         column *= scale[j]
         column += mean[j]
         np.round(column, DECIMALS, out=column)
-        data[:, j] = column
         y += beta[j] * column
     np.round(y, DECIMALS, out=y)
-    data[:, features] = y
     return data
 
 
 def optimum_mse(data: np.ndarray) -> float:
     """Least-squares MSE in float64 on centred columns (SVD), the reference for every gap."""
-    features = data.shape[1] - 1
-    mean = data.mean(axis=0)
-    x = data[:, :features] - mean[:features]
-    y = data[:, features] - mean[features]
+    features = data.shape[0] - 1
+    mean = data.mean(axis=1)
+    x = (data[:features] - mean[:features, np.newaxis]).T
+    y = data[features] - mean[features]
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
     residual = y - x @ coef
     return float(residual @ residual / len(y))
@@ -93,10 +95,10 @@ def optimum_mse(data: np.ndarray) -> float:
 
 def mse_of(data: np.ndarray, coef: list[float], intercept: float) -> float:
     """MSE of a fitted line in float64, column by column (no copy of the matrix)."""
-    features = data.shape[1] - 1
-    residual = data[:, features] - intercept
+    features = data.shape[0] - 1
+    residual = data[features] - intercept
     for j in range(features):
-        residual -= coef[j] * data[:, j]
+        residual -= coef[j] * data[j]
     return float(residual @ residual / len(residual))
 
 
@@ -106,12 +108,12 @@ def write_dataset(
     """Write the .npy (always) and CSV + Parquet (when `files`) for one size."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"data-{rows}x{features}"
-    data = make_matrix(rows, features, seed)
+    data = make_columns(rows, features, seed)
     np.save(f"{stem}.npy", data)
     csv_path = parquet_path = None
     if files:
         table = pa.table(
-            {name: data[:, j] for j, name in enumerate([*feature_names(features), TARGET])}
+            {name: data[j] for j, name in enumerate([*feature_names(features), TARGET])}
         )
         csv_path, parquet_path = f"{stem}.csv", f"{stem}.parquet"
         pacsv.write_csv(table, csv_path)

@@ -8,7 +8,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,8 +80,8 @@ def emit(payload: dict[str, Any]) -> None:
 class ChildRun:
     argv: list[str]
     returncode: int
-    wall_s: float  # spawn to exit, seen from the parent
-    peak_rss: int  # the child's own high-water mark (wait4), whole process
+    wall_s: float  # spawn to exit
+    peak_rss: int  # the child's own high-water mark (wait4 in benchmarks.spawn), whole process
     stdout: str
     stderr: str
 
@@ -109,27 +108,36 @@ class ChildRun:
 def run_process(
     argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 900.0
 ) -> ChildRun:
-    """Run argv to completion; os.wait4 gives this one child's peak RSS (ru_maxrss)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=REPO)
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
+    """Run argv to completion through benchmarks.spawn: wall time and the child's own peak RSS."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        report = Path(scratch) / "spawn.json"
+        spawner = [sys.executable, "-m", "benchmarks.spawn", str(report), "--", *argv]
+        proc = subprocess.Popen(
+            spawner, stdout=out, stderr=err, env=env, cwd=REPO, start_new_session=True
+        )
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)  # the spawner's session: the contender goes with it
+            proc.wait()
         out.seek(0)
         err.seek(0)
+        stdout = out.read().decode("utf-8", errors="replace")
+        stderr = err.read().decode("utf-8", errors="replace")
+        if not report.exists():
+            return ChildRun(argv, proc.returncode or -9, float(timeout), 0, stdout, stderr)
+        spawned = json.loads(report.read_text())
         return ChildRun(
             argv=argv,
-            returncode=proc.returncode,
-            wall_s=wall,
-            peak_rss=usage.ru_maxrss * 1024,
-            stdout=out.read().decode("utf-8", errors="replace"),
-            stderr=err.read().decode("utf-8", errors="replace"),
+            returncode=int(spawned["returncode"]),
+            wall_s=float(spawned["wall_s"]),
+            peak_rss=int(spawned["maxrss_kib"]) * 1024,
+            stdout=stdout,
+            stderr=stderr,
         )
 
 

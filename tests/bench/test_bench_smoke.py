@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 
 from benchmarks import report
-from benchmarks.data import make_matrix, mse_of, optimum_mse, write_dataset
+from benchmarks.data import make_columns, mse_of, optimum_mse, write_dataset
 from benchmarks.run import main, parse_args
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def test_data_has_the_known_relation_and_a_float64_optimum(tmp_path: Path) -> None:
-    data = make_matrix(5_000, 2)
-    assert data.shape == (5_000, 3)
-    np.testing.assert_array_equal(data, make_matrix(5_000, 2))  # fixed seed
+    data = make_columns(5_000, 2)
+    assert data.shape == (3, 5_000)
+    np.testing.assert_array_equal(data, make_columns(5_000, 2))  # fixed seed
     dataset = write_dataset(tmp_path, 5_000, 2)
     assert Path(dataset.csv).exists() and Path(dataset.parquet).exists()
     assert dataset.raw_bytes == 5_000 * 3 * 8
