@@ -30,6 +30,7 @@ DEFAULT_EPOCHS: dict[str, int] = {"sgd": 2000, "adam": 2000, "lbfgs": 200}
 # First-order optimizers wander before they settle: give them a longer window.
 DEFAULT_PATIENCE: dict[str, int] = {"sgd": 100, "adam": 100, "lbfgs": 10}
 REPORTS_PER_RUN = 20  # log and progress updates per run, whatever the epoch count
+GREW_TOO_MUCH = 10.0  # a final loss this many times the initial one: the lr made it diverge
 BLOCK_ROWS = 1 << 20
 
 
@@ -297,9 +298,12 @@ def _make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> to
     raise UsageError(f"unknown optimizer '{config.optimizer}': use sgd, adam or lbfgs")
 
 
-def _diverged(epoch: int, loss: float, config: TrainConfig) -> TrainingDivergedError:
+def _diverged(
+    epoch: int, loss: float, config: TrainConfig, start: float | None = None
+) -> TrainingDivergedError:
+    became = f"grew from {start:.4g} to {loss:.4g}" if start is not None else f"became {loss}"
     return TrainingDivergedError(
-        f"training diverged: the loss became {loss} at epoch {epoch} "
+        f"training diverged: the loss {became} at epoch {epoch} "
         f"({config.optimizer}, lr={config.lr:g}); the learning rate is too large for this data: "
         f"try a smaller one, e.g. --lr {config.lr / 10:g}"
     )
@@ -387,6 +391,10 @@ def fit_linear(
         )
     if not math.isfinite(final):
         raise _diverged(len(losses), final, config)
+    if final > GREW_TOO_MUCH * losses[0]:
+        # Adam's steps are bounded by lr: a huge lr makes the loss explode without ever
+        # reaching infinity, and early stopping would then return that model as done.
+        raise _diverged(len(losses), final, config, start=losses[0])
 
     weight = model.weight.detach().to("cpu", torch.float64).numpy().reshape(-1)
     bias = float(model.bias.detach().cpu()) if model.bias is not None else 0.0

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import registered_versions, run_folders
+from run_checks import registered_versions, run_folders
 
 from flows.training import train
 from regflow.errors import InvalidInputError

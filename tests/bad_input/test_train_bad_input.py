@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 from bad_files import TRAIN_CASES, Case
-from helpers import registered_versions, run_folders
+from run_checks import registered_versions, run_folders
 from threadpoolctl import threadpool_limits
 
 from flows.training import train

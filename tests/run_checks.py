@@ -1,4 +1,4 @@
-"""Small helpers shared by the bad-input and fault tests."""
+"""Helpers for the bad-input and fault tests: real CLI processes, registry and run-folder checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from registry import Registry
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def registered_versions(registry: Path) -> int:
@@ -23,8 +23,9 @@ def registered_versions(registry: Path) -> int:
 
 
 def run_folders(out: Path) -> list[Path]:
-    """Complete run folders under `out` (a run folder holds model.json once renamed in)."""
-    return [p.parent for p in out.glob("*/*/model.json")] if out.exists() else []
+    """Complete run folders under `out`: renamed into place, not a hidden .tmp-* folder."""
+    found = out.glob("*/*/model.json") if out.exists() else []
+    return [p.parent for p in found if not p.parent.name.startswith(".")]
 
 
 def regflow(

@@ -1,0 +1,32 @@
+"""A learning rate that makes the loss explode stops the run: a message, no model anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from run_checks import REPO, registered_versions, run_folders
+
+from flows.training import train
+from regflow.errors import TrainingDivergedError
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_exploding_learning_rate_stops_the_run(optimizer: str, tmp_path: Path) -> None:
+    registry, out = tmp_path / "registry", tmp_path / "runs"
+    state = train(
+        data=str(REPO / "data" / "seed.csv"),
+        target="y",
+        optimizer=optimizer,
+        lr=1e30,
+        registry=str(registry),
+        out=str(out),
+        return_state=True,
+    )
+    error = state.result(raise_on_failure=False)
+    assert state.name == "TrainingDiverged" and isinstance(error, TrainingDivergedError)
+    assert error.exit_code == 1 and error.status == "failed"
+    assert "learning rate is too large" in str(error) and "smaller" in str(error)
+    assert registered_versions(registry) == 0 and run_folders(out) == []
