@@ -27,6 +27,7 @@ from tasks.validate import ValidatedData, validate_task
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_OUT = "artifacts/runs"
+PREVIEW_ROWS = 10  # rows of true against predicted in the outcome (and --json)
 
 
 def default_model_name(data: str) -> str:
@@ -228,6 +229,7 @@ def train(
             training=trained,
             evaluation=evaluation,
             paths=published,
+            predictions_preview=predictions.head(PREVIEW_ROWS).to_dict("records"),
             registry=registry_location(registry),
             model_version=version.version,
             model_ref=version.ref,

@@ -140,6 +140,7 @@ def outcome_json(outcome: Any) -> dict[str, Any]:
         "ignored_columns": outcome.ignored_columns,
         "data_sha256": outcome.data_sha256,
         "paths": outcome.paths.model_dump(),
+        "predictions": outcome.predictions_preview,
         "quarantine": outcome.quarantine.model_dump() if outcome.quarantine else None,
     }
 

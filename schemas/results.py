@@ -139,6 +139,9 @@ class TrainOutcome(_Result):
     training: TrainResult
     evaluation: Evaluation
     paths: PublishedRun
+    predictions_preview: list[dict[str, Any]] = Field(
+        default_factory=list, description="the first rows of predictions.csv"
+    )
     registry: str
     model_version: int
     model_ref: str

@@ -60,6 +60,8 @@ def test_seed_json_reports_completed_predictions(prefect_harness: str, tmp_path:
     assert result["coefficients"]["weights"]["x"] == pytest.approx(2.0, abs=1e-3)
     predictions = pd.read_csv(result["paths"]["predictions"])
     np.testing.assert_allclose(predictions["predicted"], [2, 4, 6, 7], atol=1e-3)
+    preview = [row["predicted"] for row in result["predictions"]]
+    np.testing.assert_allclose(preview, [2, 4, 6, 7], atol=1e-3)
     for key in ("run_dir", "model", "plots", "predictions"):
         assert key in result["paths"]
 
