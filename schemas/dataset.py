@@ -78,7 +78,8 @@ def problems_from_failures(failures: pd.DataFrame, source: str | None) -> list[P
     failures = failures[~failures["check"].str.startswith("dtype(")]
     problems: list[Problem] = []
     for (column, check), group in failures.groupby(["column", "check"], sort=False, dropna=False):
-        col = None if pd.isna(column) or column in ("", "None") else str(column)
+        # A column may really be named "" or "None": only the row-count check has none.
+        col = None if pd.isna(column) else str(column)
         rows = [int(i) + 1 for i in group["index"].dropna().head(EXAMPLES)]
         values = [str(v) for v in group.loc[group["index"].notna(), "failure_case"].head(EXAMPLES)]
         count = int(group["index"].notna().sum()) or None
