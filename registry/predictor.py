@@ -82,7 +82,8 @@ def _problems(
         if check == "numeric_dtype":
             message += f", found dtype {frame[column].dtype}"
         shown = group[group["index"].notna()].head(_EXAMPLES)
-        rows = [int(i) for i in shown["index"] if isinstance(i, int | np.integer)]
+        # 1-based positions, as training reports them: row 1 is the first data row.
+        rows = [int(i) + 1 for i in shown["index"] if isinstance(i, int | np.integer)]
         values = [str(v) for v in shown["failure_case"]][: len(rows)] if rows else []
         problems.append(
             Problem(
@@ -157,7 +158,9 @@ class Predictor:
                 source, "unique_columns", f"duplicated column names {duplicated}"
             )
         try:
-            signature_schema(self.signature).validate(frame, lazy=True)
+            # Positions, whatever the index: a row number must find the row in the file.
+            positional = frame.reset_index(drop=True)
+            signature_schema(self.signature).validate(positional, lazy=True)
         except SchemaErrors as exc:
             raise InvalidInputError(source, _problems(exc.failure_cases, frame, source)) from None
         return frame.loc[:, self.feature_names].astype(np.float64)

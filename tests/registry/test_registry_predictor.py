@@ -40,8 +40,8 @@ def test_bad_values_are_reported_by_column_and_row(predictor):
     with pytest.raises(InvalidInputError) as info:
         predictor.predict(frame)
     found = {(p.column, p.check): p for p in info.value.problems}
-    assert found[("a", "finite")].rows == [1]
-    assert found[("a", "not_nullable")].rows == [2]
+    assert found[("a", "finite")].rows == [2]  # 1-based data rows, as training reports them
+    assert found[("a", "not_nullable")].rows == [3]
     assert "dtype" in found[("b", "numeric_dtype")].message
     bools = pd.DataFrame({"a": [True], "b": [1.0]})
     with pytest.raises(InvalidInputError, match="numeric"):
