@@ -86,12 +86,19 @@ def test_quarantine_trains_on_the_rest_and_lists_every_rejected_row(tmp_path: Pa
         assert reg.verify() == []
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     with get_client(sync_client=True) as client:
-        report = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["dirty-report"]))
-        )[0]
+        (report,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["dirty-report"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
+        )
     assert "Quarantined rows" in report.data and "4 of 60 rows" in report.data
 
 
