@@ -142,7 +142,7 @@ def check_targets(rows: list[Row]) -> list[Target]:
     targets: list[Target] = []
     if not rows:
         return targets
-    sizes = sorted({r.rows for r in rows})
+    sizes = sorted({r.rows for r in rows if r.part != "seed"}) or [0]
     big, small = sizes[-1], sizes[0]
     features = sorted({r.features for r in rows})
     for d in features:
