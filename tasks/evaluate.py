@@ -192,7 +192,7 @@ def evaluate_model(
     model_mse = metrics[plan.fit_split].mse
     gap_abs = model_mse - ols_mse
     # An exact fit has no relative gap: only the absolute one means something there.
-    scale = float(np.mean(y_fit**2)) or 1.0
+    scale = float(np.einsum("i,i->", y_fit, y_fit)) / len(y_fit) or 1.0  # mean(y^2), no temporary
     gap = gap_abs / ols_mse if ols_mse > EXACT_FIT * scale else None
     evaluation = Evaluation(
         metrics=metrics,
@@ -207,8 +207,17 @@ def evaluate_model(
         reference_condition_number=reference.condition_number,
         reference_trusted=reference.condition_number < TRUSTED_CONDITION,
     )
+    del reference, y_fit  # the reference's residuals and leverage: two arrays of n floats
+    # No copies: predicted and residual are this function's own; y is a read-only view of the
+    # validated frame, so an in-place edit of the predictions raises instead of reaching it.
     predictions = pd.DataFrame(
-        {"true": y, "predicted": predicted, "residual": y - predicted, "split": _split_column(plan)}
+        {
+            "true": y,
+            "predicted": predicted,
+            "residual": y - predicted,
+            "split": _split_column(plan),
+        },
+        copy=False,
     )
     return evaluation, predictions
 
