@@ -178,10 +178,6 @@ class Screened:
     rejected: pd.DataFrame  # QUARANTINE_COLUMNS; row is the 1-based data row number
     rows_total: int
 
-    @property
-    def rows_rejected(self) -> int:
-        return int(self.rejected["row"].nunique())
-
 
 def _row_failures(failures: pd.DataFrame) -> pd.DataFrame:
     checks = failures["check"].astype(str).map(_check_name)
