@@ -36,7 +36,8 @@ def test_tiny_run_prints_the_table_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "latest.json"
-    args = ["--rows", "2000", "--features", "2", "--rounds", "1", "--parts", "train,ingest"]
+    args = ["--rows", "2000", "--features", "2", "--rounds", "1", "--train-rounds", "1"]
+    args += ["--parts", "train,ingest"]
     code = main([*args, "--out", str(out), "--workdir", str(tmp_path / "data")])
     printed = capsys.readouterr().out
     document = json.loads(out.read_text())
@@ -75,9 +76,10 @@ def test_tiny_run_prints_the_table_and_writes_json(
 
 def test_options() -> None:
     quick = parse_args(["--quick"])
-    assert quick.rows == [20_000, 200_000] and quick.rounds == 1
+    assert quick.rows == [20_000, 200_000] and quick.rounds == quick.train_rounds == 1
     full = parse_args([])
     assert full.rows == [1_000_000, 10_000_000] and full.features == [1, 10]
+    assert (full.rounds, full.train_rounds) == (2, 3)
     assert full.parts == ["train", "ingest", "e2e", "seed"]
     with pytest.raises(SystemExit):
         parse_args(["--parts", "train,nope"])
