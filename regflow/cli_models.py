@@ -268,12 +268,17 @@ def verify_command(
     """Recompute every hash; exit 1 and list what is wrong when anything is."""
     with _registry(registry, as_json) as reg:
         problems = reg.verify(ref)
+        leftovers = reg.leftovers() if ref is None else []
         payload = {
             "registry": reg.location,
             "ref": ref,
             "ok": not problems,
             "problems": [p.to_dict() for p in problems],
+            "leftovers": [p.to_dict() for p in leftovers],
         }
+    for p in leftovers:
+        # Not versions and invisible to readers: worth cleaning, not a failure.
+        typer.echo(f"note: {p.check}: {p.message}", err=True)
     if not problems:
         _emit(
             payload,

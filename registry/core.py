@@ -558,7 +558,8 @@ class Registry:
         """Recompute every hash of one version, or of the whole registry.
 
         Reports missing, changed and extra files, a manifest or index row that does not
-        match the other, index rows without folders, and (whole registry) orphan folders.
+        match the other, and index rows without folders. Folders left by an interrupted
+        registration are not versions (no row makes them visible): `leftovers` lists them.
         """
         if ref is not None:
             mv = self.resolve(ref)
@@ -572,7 +573,14 @@ class Registry:
             ).all()
         for row in rows:
             problems += self._check_files(_version(row, []), keep=set())[0]
-        problems += [
+        return problems
+
+    def leftovers(self) -> list[Problem]:
+        """Store folders without a live index row (an interrupted registration or delete).
+
+        Invisible to every reader, so the registry stays consistent; `gc` removes them.
+        """
+        return [
             Problem(
                 check="orphan_folder",
                 message=f"{n}/{v}: folder in the store without a live index row "
@@ -581,7 +589,6 @@ class Registry:
             )
             for n, v in self._orphans()
         ]
-        return problems
 
     def gc(self, *, staging_older_than_s: float = 3600.0) -> list[str]:
         """Remove orphan version folders and stale staging folders; returns what went."""
