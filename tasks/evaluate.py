@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NONE
 
 from regflow.least_squares import fit_least_squares
 from schemas.results import Evaluation, Split, SplitMetrics, TrainResult
+from tasks.outcomes import pipeline_task
 
 MIN_ROWS_FOR_HOLDOUT = 30
 # Below ~8 trustworthy digits in float64 the reference itself is not a reference.
@@ -222,4 +221,4 @@ def evaluate_model(
     return evaluation, predictions
 
 
-evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NONE, persist_result=False)
+evaluate_task = pipeline_task(evaluate_model, name="evaluate")

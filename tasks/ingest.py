@@ -17,11 +17,9 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect import task
-from prefect.cache_policies import NONE
 
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
-from tasks.outcomes import expected_failures_as_state, retry_unless_expected
+from tasks.outcomes import pipeline_task
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CHUNK = 8 << 20
@@ -229,12 +227,4 @@ def read_table(source: str) -> LoadedData:
     return _read_local(source)
 
 
-ingest_task = task(
-    expected_failures_as_state(read_table),
-    name="ingest",
-    retries=3,
-    retry_delay_seconds=[1, 2, 4],
-    retry_condition_fn=retry_unless_expected,
-    cache_policy=NONE,
-    persist_result=False,
-)
+ingest_task = pipeline_task(read_table, name="ingest", retries=3, delays=[1, 2, 4])

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from prefect import Task, task
+from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 
 from regflow.errors import RegflowError
@@ -63,3 +65,21 @@ def unwrap(state: State) -> Any:
             raise StepFailed(value)
         state.result()  # re-raise an unexpected failure as it was
     return value
+
+
+def pipeline_task(
+    fn: Callable[P, R], *, name: str, retries: int = 0, delays: list[float] | None = None
+) -> Task[P, R | State]:
+    """A regflow step: expected failures become named states; I/O steps retry faults.
+
+    No caching or result persistence: steps pass DataFrames of millions of rows, which
+    Prefect would otherwise hash for cache keys.
+    """
+    options: dict[str, Any] = {"name": name, "cache_policy": NONE, "persist_result": False}
+    if retries:
+        options.update(
+            retries=retries,
+            retry_delay_seconds=delays or [1, 4][:retries],
+            retry_condition_fn=retry_unless_expected,
+        )
+    return task(expected_failures_as_state(fn), **options)

@@ -15,8 +15,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from prefect import task
-from prefect.cache_policies import NONE
 
 from regflow import plots
 from regflow.faults import kill_point
@@ -32,7 +30,7 @@ from schemas.model_card import (
     Signature,
 )
 from schemas.results import Evaluation, GateReport, PublishedRun, TrainResult
-from tasks.outcomes import retry_unless_expected
+from tasks.outcomes import pipeline_task
 from tasks.validate import ValidatedData
 
 QUARANTINE_FILE = "quarantine.csv"
@@ -201,12 +199,4 @@ def publish_run(
     )
 
 
-publish_task = task(
-    publish_run,
-    name="publish",
-    retries=2,
-    retry_delay_seconds=[1, 4],
-    retry_condition_fn=retry_unless_expected,
-    cache_policy=NONE,
-    persist_result=False,
-)
+publish_task = pipeline_task(publish_run, name="publish", retries=2)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict
 
 from registry import AliasConflict, ModelVersion, PromotionDecision, Registry, decide_promotion
 from tasks.evaluate import split_metrics
-from tasks.outcomes import expected_failures_as_state
+from tasks.outcomes import pipeline_task
 
 CHAMPION = "champion"
 CAS_ATTEMPTS = 3  # another run may move the champion between our read and our write
@@ -140,15 +138,5 @@ def promotion_markdown(result: PromotionResult, ref: str) -> str:
 
 
 # Registration is not idempotent (each call allocates a version): no retries.
-register_task = task(
-    expected_failures_as_state(register_model),
-    name="register",
-    cache_policy=NONE,
-    persist_result=False,
-)
-promote_task = task(
-    expected_failures_as_state(champion_challenger),
-    name="champion-challenger",
-    cache_policy=NONE,
-    persist_result=False,
-)
+register_task = pipeline_task(register_model, name="register")
+promote_task = pipeline_task(champion_challenger, name="champion-challenger")

@@ -14,11 +14,10 @@ import base64
 import re
 
 import pandas as pd
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NONE
 
 from schemas.results import Evaluation, GateReport, TrainResult
+from tasks.outcomes import pipeline_task
 
 PREVIEW_ROWS = 10
 # Plots in reading order, with captions; names not listed here follow, captioned by name.
@@ -181,7 +180,5 @@ def publish_gate_stop(model: str, gate: GateReport) -> None:
     )
 
 
-report_task = task(publish_report, name="report", cache_policy=NONE, persist_result=False)
-gate_stop_report_task = task(
-    publish_gate_stop, name="gate-report", cache_policy=NONE, persist_result=False
-)
+report_task = pipeline_task(publish_report, name="report")
+gate_stop_report_task = pipeline_task(publish_gate_stop, name="gate-report")

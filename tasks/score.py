@@ -10,13 +10,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict, Field
 
 from regflow.errors import InvalidInputError, Problem
 from registry import Predictor, Registry, parse_ref
-from tasks.outcomes import expected_failures_as_state, retry_unless_expected
+from tasks.outcomes import pipeline_task
 
 PREDICTION_COLUMN = "predicted"
 VERSION_COLUMN = "model_version"
@@ -157,32 +155,11 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-load_model_task = task(
-    expected_failures_as_state(load_model),
-    name="load-model",
-    retries=2,
-    retry_delay_seconds=[1, 4],
-    retry_condition_fn=retry_unless_expected,
-    cache_policy=NONE,
-    persist_result=False,
-)
+load_model_task = pipeline_task(load_model, name="load-model", retries=2)
 
-score_task = task(
-    expected_failures_as_state(score_frame),
-    name="score",
-    cache_policy=NONE,
-    persist_result=False,
-)
+score_task = pipeline_task(score_frame, name="score")
 
-write_scores_task = task(
-    expected_failures_as_state(write_scores),
-    name="write-scores",
-    retries=2,
-    retry_delay_seconds=[1, 4],
-    retry_condition_fn=retry_unless_expected,
-    cache_policy=NONE,
-    persist_result=False,
-)
+write_scores_task = pipeline_task(write_scores, name="write-scores", retries=2)
 
 
 def resolve_request(data: str, model: str | None) -> str:

@@ -12,13 +12,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import NONE
 
 from regflow.errors import TrainingDivergedError, UsageError
 from schemas.results import Standardization, TrainResult
-from tasks.outcomes import expected_failures_as_state
+from tasks.outcomes import pipeline_task
 
 Optimizer = Literal["sgd", "adam", "lbfgs"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
@@ -466,9 +465,4 @@ def _train_with_progress(
 
 
 # Pure computation: no retries.
-train_task = task(
-    expected_failures_as_state(_train_with_progress),
-    name="train",
-    cache_policy=NONE,
-    persist_result=False,
-)
+train_task = pipeline_task(_train_with_progress, name="train")

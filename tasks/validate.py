@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NONE
 
 from regflow.errors import InvalidInputError, Problem
 from schemas.dataset import screen_frame, validate_frame
 from tasks.ingest import LoadedData
-from tasks.outcomes import expected_failures_as_state
+from tasks.outcomes import pipeline_task
 
 OnInvalid = Literal["fail", "quarantine"]
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -159,9 +157,4 @@ def validate_dataset(
     )
 
 
-validate_task = task(
-    expected_failures_as_state(validate_dataset),
-    name="validate",
-    cache_policy=NONE,
-    persist_result=False,
-)
+validate_task = pipeline_task(validate_dataset, name="validate")
