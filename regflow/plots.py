@@ -57,41 +57,39 @@ def fitted_line(
     ax.plot(
         grid, weight * grid + intercept, color="C3", label=f"fit: {weight:.4g}x + {intercept:.4g}"
     )
-    ax.set_xlabel(feature)
-    ax.set_ylabel(target)
-    ax.set_title(f"data and fitted line{note}")
+    return _finish(fig, ax, feature, target, f"data and fitted line{note}")
+
+
+def _by_split(
+    predictions: pd.DataFrame, x: str, y: str, size: tuple[float, float]
+) -> tuple[Figure, Axes, pd.DataFrame, str]:
+    """A scatter of `y` against `x`, one colour per split, on a sample of the rows."""
+    rows, note = _sample(len(predictions))
+    sample = predictions.iloc[rows]
+    fig, ax = _figure(*size)
+    for split, group in sample.groupby("split", sort=True):
+        ax.scatter(group[x], group[y], s=12, alpha=0.7, label=str(split))
+    return fig, ax, sample, note
+
+
+def _finish(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> bytes:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
     return _png(fig)
 
 
 def predicted_vs_true(predictions: pd.DataFrame) -> bytes:
-    rows, note = _sample(len(predictions))
-    sample = predictions.iloc[rows]
-    fig, ax = _figure(5, 5)
-    for split, group in sample.groupby("split", sort=True):
-        ax.scatter(group["true"], group["predicted"], s=12, alpha=0.7, label=str(split))
+    fig, ax, sample, note = _by_split(predictions, "true", "predicted", (5, 5))
     low = float(min(sample["true"].min(), sample["predicted"].min()))
     high = float(max(sample["true"].max(), sample["predicted"].max()))
     ax.plot([low, high], [low, high], color="grey", linestyle="--", label="perfect")
-    ax.set_xlabel("true")
-    ax.set_ylabel("predicted")
-    ax.set_title(f"predicted against true{note}")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return _png(fig)
+    return _finish(fig, ax, "true", "predicted", f"predicted against true{note}")
 
 
 def residuals(predictions: pd.DataFrame) -> bytes:
-    rows, note = _sample(len(predictions))
-    sample = predictions.iloc[rows]
-    fig, ax = _figure(6, 4)
-    for split, group in sample.groupby("split", sort=True):
-        ax.scatter(group["predicted"], group["residual"], s=12, alpha=0.7, label=str(split))
+    fig, ax, _, note = _by_split(predictions, "predicted", "residual", (6, 4))
     ax.axhline(0.0, color="grey", linestyle="--")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("residual (true - predicted)")
-    ax.set_title(f"residuals{note}")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return _png(fig)
+    return _finish(fig, ax, "predicted", "residual (true - predicted)", f"residuals{note}")
