@@ -109,12 +109,12 @@ def _parse_csv(stream: io.BufferedIOBase, source: str, path: str | None = None) 
         raise InvalidInputError.single(source, "csv_syntax", message) from None
 
 
-def _parse_parquet(stream: io.BufferedIOBase, source: str) -> pd.DataFrame:
+def _parse_parquet(source: str, where: str | pa.NativeFile) -> pd.DataFrame:
+    """A local path (memory-mapped: Arrow decodes on every core) or an Arrow buffer."""
     try:
-        # The footer first: duplicate names make read_table fail with an Arrow riddle.
-        schema = pq.read_schema(stream)
-        stream.seek(0)
-        names = Counter(schema.names)
+        parquet = pq.ParquetFile(where, memory_map=isinstance(where, str))
+        # The footer first: duplicate names make the read fail with an Arrow riddle.
+        names = Counter(parquet.schema_arrow.names)
         if any(count > 1 for count in names.values()):
             raise InvalidInputError(
                 source,
@@ -129,7 +129,7 @@ def _parse_parquet(stream: io.BufferedIOBase, source: str) -> pd.DataFrame:
                     if count > 1
                 ],
             )
-        table = pq.read_table(stream)
+        table = parquet.read()
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidInputError.single(source, "parquet_format", str(err)) from None
     nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
@@ -149,12 +149,6 @@ def _parse_parquet(stream: io.BufferedIOBase, source: str) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _parse(
-    stream: io.BufferedIOBase, fmt: str, source: str, path: str | None = None
-) -> pd.DataFrame:
-    return _parse_csv(stream, source, path) if fmt == "csv" else _parse_parquet(stream, source)
-
-
 def _read_local(source: str) -> LoadedData:
     path = source[len("file://") :] if source.startswith("file://") else source
     if os.path.isdir(path):
@@ -168,8 +162,11 @@ def _read_local(source: str) -> LoadedData:
     # Hash on the second core while the first one parses.
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(_sha256_file, path)
-        with open(path, "rb") as stream:
-            frame = _parse(stream, fmt, source, by_path)
+        if fmt == "parquet":
+            frame = _parse_parquet(source, path)
+        else:
+            with open(path, "rb") as stream:
+                frame = _parse_csv(stream, source, by_path)
         sha256, size = hashing.result()
     return LoadedData(frame, source, fmt, sha256, size)
 
@@ -218,8 +215,10 @@ def _read_remote(source: str, fmt: str) -> LoadedData:
             data = remote.read()
     except (OSError, TimeoutError, aiohttp.ClientError) as err:
         raise _remote_failure(source, err) from None
-    stream = io.BytesIO(data)
-    frame = _parse(stream, fmt, source)
+    if fmt == "parquet":
+        frame = _parse_parquet(source, pa.BufferReader(data))
+    else:
+        frame = _parse_csv(io.BytesIO(data), source)
     return LoadedData(frame, source, fmt, hashlib.sha256(data).hexdigest(), len(data))
 
 
