@@ -13,6 +13,7 @@ import typer
 from deployments.serve import serve_command
 from regflow.cli_models import models_app, predict_command
 from regflow.errors import GateStoppedError, InvalidInputError, RegflowError
+from regflow.startup import heavy_imports
 
 app = typer.Typer(
     name="regflow",
@@ -272,8 +273,9 @@ def train(
 ) -> None:
     """Train a model on DATA and publish it; exit 0 done, 2 invalid input, 3 gated, 1 failed."""
     _quiet_prefect_defaults()
-    from flows.training import train as train_flow
-    from tasks.train import select_device
+    with heavy_imports():
+        from flows.training import train as train_flow
+        from tasks.train import select_device
 
     try:
         select_device(device.value)  # fail fast, before a Prefect server starts

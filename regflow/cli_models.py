@@ -373,8 +373,11 @@ def predict_command(
 ) -> None:
     """Score DATA with a registry model; exit 0 done, 2 invalid input or unknown model, 1 failed."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.scoring import score
-    from tasks.score import output_format, resolve_request
+    from regflow.startup import heavy_imports
+
+    with heavy_imports():
+        from flows.scoring import score
+        from tasks.score import output_format, resolve_request
 
     with _expected_failures(as_json):
         request = resolve_request(data, model)  # fail fast, before a Prefect server starts
