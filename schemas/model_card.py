@@ -10,7 +10,7 @@ from schemas.results import Evaluation, GateReport, SplitMetrics, Standardizatio
 
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
-PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_FILE = "predictions.parquet"
 
 
 class ColumnSpec(BaseModel):

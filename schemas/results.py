@@ -140,7 +140,7 @@ class TrainOutcome(_Result):
     evaluation: Evaluation
     paths: PublishedRun
     predictions_preview: list[dict[str, Any]] = Field(
-        default_factory=list, description="the first rows of predictions.csv"
+        default_factory=list, description="the first rows of predictions.parquet"
     )
     registry: str
     model_version: int

@@ -72,7 +72,7 @@ def test_quarantine_trains_on_the_rest_and_lists_every_rejected_row(tmp_path: Pa
     assert list(listed.columns) == ["row", "column", "check", "value"]
     assert set(listed.itertuples(index=False, name=None)) == PLANTED
     # Nothing vanished: every row read was either used or listed.
-    predictions = pd.read_csv(outcome.paths.predictions)
+    predictions = pd.read_parquet(outcome.paths.predictions)
     assert len(predictions) == q.rows_used == q.rows_read - listed["row"].nunique()
     assert np.isfinite(predictions["true"]).all()
 

@@ -27,7 +27,7 @@ def test_seed_default_preset_publishes_everything(seed_csv: Path, tmp_path: Path
     assert isinstance(outcome, TrainOutcome)
     run_dir = Path(outcome.paths.run_dir)
     assert run_dir.parent == tmp_path / "seed"
-    predictions = pd.read_csv(outcome.paths.predictions)
+    predictions = pd.read_parquet(outcome.paths.predictions)
     assert list(predictions.columns) == ["true", "predicted", "residual", "split"]
     np.testing.assert_allclose(predictions["predicted"], [2, 4, 6, 7], atol=1e-3)
     assert set(predictions["split"]) == {"all"}  # 4 rows: no holdout, and the report says so

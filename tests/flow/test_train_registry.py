@@ -91,7 +91,7 @@ def test_scoring_the_champion_reproduces_training(seed_csv: Path, tmp_path: Path
     )
     assert state.is_completed(), state.message
     scored = pd.read_csv(out)
-    expected = pd.read_csv(trained.paths.predictions)["predicted"]
+    expected = pd.read_parquet(trained.paths.predictions)["predicted"]
     prediction_column = "predicted"
     np.testing.assert_allclose(scored[prediction_column], expected, rtol=1e-12)
     assert "model_version" in scored.columns and set(scored["model_version"]) == {1}

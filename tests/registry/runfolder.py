@@ -137,7 +137,7 @@ def make_run(
         files=[WEIGHTS_FILE, CARD_FILE, PREDICTIONS_FILE, "plots/fit.png"],
     )
     (root / CARD_FILE).write_text(card.model_dump_json(indent=2))
-    pd.DataFrame({"true": y_pred, "predicted": y_pred, "residual": 0.0, "split": "all"}).to_csv(
+    pd.DataFrame({"true": y_pred, "predicted": y_pred, "residual": 0.0, "split": "all"}).to_parquet(
         root / PREDICTIONS_FILE, index=False
     )
     (root / "plots").mkdir(exist_ok=True)

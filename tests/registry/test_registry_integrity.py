@@ -62,12 +62,12 @@ def test_missing_extra_and_resized_files(registry, run_factory):
     folder = _version_dir(registry)
     (folder / "plots" / "fit.png").unlink()
     (folder / "notes.txt").write_text("added later")
-    os.chmod(folder / "predictions.csv", stat.S_IRUSR | stat.S_IWUSR)
-    with open(folder / "predictions.csv", "a") as fh:
-        fh.write("1,1,0,all\n")
+    os.chmod(folder / "predictions.parquet", stat.S_IRUSR | stat.S_IWUSR)
+    with open(folder / "predictions.parquet", "ab") as fh:
+        fh.write(b"\0")
     checks = sorted((p.check, p.file) for p in registry.verify())
     assert checks == [
-        ("file_changed", "demo/1/predictions.csv"),
+        ("file_changed", "demo/1/predictions.parquet"),
         ("file_extra", "demo/1/notes.txt"),
         ("file_missing", "demo/1/plots/fit.png"),
     ]

@@ -34,7 +34,7 @@ def test_training_run_predictions_are_reproduced_by_champion(seed_csv, tmp_path)
     )
     assert result.model.ref == "seed:1" and result.model.requested == "seed@champion"
     scored = pd.read_csv(result.out)
-    trained = pd.read_csv(outcome.paths.predictions)
+    trained = pd.read_parquet(outcome.paths.predictions)
     np.testing.assert_allclose(scored["predicted"], trained["predicted"], rtol=1e-12, atol=1e-12)
     assert list(scored.columns) == ["x", "y", "predicted", "model_version", "model_ref"]
     assert set(scored["model_version"]) == {1} and set(scored["model_ref"]) == {"seed:1"}
