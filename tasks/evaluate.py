@@ -157,17 +157,17 @@ def _fit_matrix(frame: pd.DataFrame, features: list[str], rows: np.ndarray | Non
     return out.T
 
 
-def _split_column(plan: SplitPlan) -> pd.api.extensions.ExtensionArray:
-    """plan.labels() as pandas' string column, built from two strings by index.
+def _split_column(plan: SplitPlan) -> pd.Categorical:
+    """plan.labels() as a categorical: one byte a row, built by index.
 
-    The same dtype and values as a DataFrame made from labels()' object array, whose
-    conversion to strings took seconds at 10M rows.
+    A column of 10M strings took 0.6 s to build and made the Parquet file slower to write.
+    The categories are sorted, so grouping by split keeps the alphabetical order of strings.
     """
-    names = ["all"] if plan.holdout_rows is None else ["train", "holdout"]
-    codes = np.zeros(plan.n_rows, dtype=np.intp)
-    if plan.holdout_rows is not None:
-        codes[plan.holdout_rows] = 1
-    return pd.array(np.array(names, dtype=object), dtype="str").take(codes)
+    if plan.holdout_rows is None:
+        return pd.Categorical.from_codes(np.zeros(plan.n_rows, dtype=np.int8), ["all"])
+    codes = np.ones(plan.n_rows, dtype=np.int8)  # "train"
+    codes[plan.holdout_rows] = 0
+    return pd.Categorical.from_codes(codes, ["holdout", "train"])
 
 
 def evaluate_model(
