@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import regflow.fit_summary as fs
-from regflow.least_squares import analyse_least_squares
+import regflow.moment_sweeps as sweeps
+from regflow.least_squares import analyse_least_squares, fit_least_squares
 from tasks.gate import correlation_gate
 
 
@@ -63,8 +64,8 @@ def test_moments_are_the_same_in_any_number_of_threads(monkeypatch: pytest.Monke
     y = x @ [1.0, -1.0] + rng.normal(size=200_000)
     results = []
     for workers in (1, 2, 4):
-        monkeypatch.setattr(fs, "_MAX_WORKERS", workers)
-        monkeypatch.setattr(fs, "_BLOCK_ELEMENTS", 1 << 14)  # many blocks per worker
+        monkeypatch.setattr(sweeps, "_MAX_WORKERS", workers)
+        monkeypatch.setattr(sweeps, "_BLOCK_ELEMENTS", 1 << 14)  # many blocks per worker
         summary = fs.summarise_by_moments(columns_of(x), y)
         assert summary is not None
         results.append(summary)
@@ -133,3 +134,35 @@ def test_gate_reports_the_same_on_either_path(monkeypatch: pytest.MonkeyPatch) -
         (w.kind, w.message) for w in slow.warnings
     ]
     assert {"curvature", "influential_point"} <= {w.kind for w in fast.warnings}
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("subset", [False, True])
+def test_reference_fit_matches_qr_on_all_rows_or_some(fit_intercept: bool, subset: bool) -> None:
+    rng = np.random.default_rng(8)
+    n = 2 * fs.MOMENTS_MIN_ROWS
+    x = rng.normal(loc=[100.0, -3.0, 0.0], scale=[0.5, 4.0, 1.0], size=(n, 3))
+    y = 7.0 + x @ [0.3, -1.2, 2.0] + rng.normal(scale=2.0, size=n)
+    rows = np.sort(rng.choice(n, size=int(0.8 * n), replace=False)) if subset else None
+    fast = fs.reference_fit(columns_of(x), y, rows=rows, fit_intercept=fit_intercept)
+    assert fast.method == "moments"
+    chosen = slice(None) if rows is None else rows
+    exact = fit_least_squares(x[chosen], y[chosen], fit_intercept=fit_intercept)
+    np.testing.assert_allclose(fast.coef, exact.coef, rtol=1e-8)
+    assert fast.intercept == pytest.approx(exact.intercept, rel=1e-8, abs=1e-12)
+    assert fast.sse == pytest.approx(exact.sse, rel=1e-12)
+    assert fast.condition_number == pytest.approx(exact.condition_number, rel=1e-6)
+
+
+def test_reference_fit_falls_back_to_qr_where_moments_decline() -> None:
+    rng = np.random.default_rng(9)
+    n = fs.MOMENTS_MIN_ROWS
+    x = rng.normal(size=(n, 2))
+    x[:, 1] = x[:, 0] + 1e-7 * rng.normal(size=n)  # condition number ~1e7
+    y = x[:, 0] + rng.normal(size=n)
+    rows = np.arange(0, n, 2)
+    fit = fs.reference_fit(columns_of(x), y, rows=rows)
+    exact = fit_least_squares(x[rows], y[rows])
+    assert fit.method == "qr"
+    np.testing.assert_array_equal(fit.coef, exact.coef)
+    assert fit.sse == exact.sse
