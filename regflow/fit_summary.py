@@ -215,8 +215,11 @@ def reference_fit(
             sse = moment_sweeps.residuals(data, fit).sse
             if np.isfinite(sse) and sse > MOMENTS_MIN_UNEXPLAINED * fit.sst:
                 return ReferenceFit(fit.coef, fit.intercept, sse, fit.condition_number, "moments")
-    x = np.empty((data.n, data.d))
+    x = np.empty((data.d, data.n)).T  # column-major: what the QR sweeps read fastest
     for j, column in enumerate(columns):
-        x[:, j] = column if rows is None else column[rows]
+        if rows is None:
+            x[:, j] = column
+        else:
+            np.take(column, rows, out=x[:, j])
     exact = fit_least_squares(x, y if rows is None else y[rows], fit_intercept=fit_intercept)
     return ReferenceFit(exact.coef, exact.intercept, exact.sse, exact.condition_number, "qr")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from regflow.least_squares import fit_least_squares
+from regflow.fit_summary import reference_fit
 from schemas.results import Evaluation, Split, SplitMetrics, TrainResult
 from tasks.outcomes import pipeline_task
 
@@ -141,22 +141,6 @@ def split_metrics(split: Split, y: np.ndarray, predicted: np.ndarray) -> SplitMe
     return _metrics(split, y, predicted, None)
 
 
-def _fit_matrix(frame: pd.DataFrame, features: list[str], rows: np.ndarray | None) -> np.ndarray:
-    """The fit rows' features as one float64 copy, column-major (what the QR sweeps read).
-
-    Selecting rows from the full matrix would copy it twice (matrix, then rows).
-    """
-    n = len(frame) if rows is None else len(rows)
-    out = np.empty((len(features), n), dtype=np.float64)
-    for j, name in enumerate(features):
-        column = frame[name].to_numpy(dtype=np.float64)
-        if rows is None:
-            out[j] = column
-        else:
-            np.take(column, rows, out=out[j])
-    return out.T
-
-
 def _split_column(plan: SplitPlan) -> pd.Categorical:
     """plan.labels() as a categorical: one byte a row, built by index.
 
@@ -183,15 +167,20 @@ def evaluate_model(
         for name, rows in groups.items()
     }
     fit_rows = plan.train_rows
-    x_fit = _fit_matrix(frame, features, fit_rows)
-    y_fit = y if fit_rows is None else y[fit_rows]
-    reference = fit_least_squares(x_fit, y_fit, fit_intercept=trained.fit_intercept)
-    del x_fit
-    ols_mse = reference.sse / len(y_fit)
+    # Streaming on long well-conditioned data (no copy of the feature matrix), exact QR else.
+    reference = reference_fit(
+        [frame[name].to_numpy(dtype=np.float64) for name in features],
+        y,
+        rows=fit_rows,
+        fit_intercept=trained.fit_intercept,
+    )
+    n_fit = len(y) if fit_rows is None else len(fit_rows)
+    ols_mse = reference.sse / n_fit
     model_mse = metrics[plan.fit_split].mse
     gap_abs = model_mse - ols_mse
     # An exact fit has no relative gap: only the absolute one means something there.
-    scale = float(np.einsum("i,i->", y_fit, y_fit)) / len(y_fit) or 1.0  # mean(y^2), no temporary
+    y_fit = y if fit_rows is None else y[fit_rows]
+    scale = float(np.einsum("i,i->", y_fit, y_fit)) / n_fit or 1.0  # mean(y^2), no temporary
     gap = gap_abs / ols_mse if ols_mse > EXACT_FIT * scale else None
     evaluation = Evaluation(
         metrics=metrics,
@@ -206,7 +195,7 @@ def evaluate_model(
         reference_condition_number=reference.condition_number,
         reference_trusted=reference.condition_number < TRUSTED_CONDITION,
     )
-    del reference, y_fit  # the reference's residuals and leverage: two arrays of n floats
+    del y_fit
     # No copies: predicted and residual are this function's own; y is a read-only view of the
     # validated frame, so an in-place edit of the predictions raises instead of reaching it.
     predictions = pd.DataFrame(

@@ -166,3 +166,25 @@ def test_reference_fit_falls_back_to_qr_where_moments_decline() -> None:
     assert fit.method == "qr"
     np.testing.assert_array_equal(fit.coef, exact.coef)
     assert fit.sse == exact.sse
+
+
+def test_evaluation_on_long_data_measures_the_gap_against_the_streaming_reference() -> None:
+    """evaluate_model with a holdout: the optimum of the training rows, as QR would give it."""
+    from tasks.evaluate import evaluate_model, make_split
+    from tasks.train import fit_linear, resolve_config, select_device
+
+    rng = np.random.default_rng(10)
+    n = 2 * fs.MOMENTS_MIN_ROWS
+    x = rng.normal(loc=5.0, scale=2.0, size=(n, 2))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1]})
+    frame["y"] = 1.0 + x @ [2.0, -0.5] + rng.normal(size=n)
+    plan = make_split(n, 0.2, seed=0)
+    assert plan.train_rows is not None
+    train = frame.iloc[plan.train_rows]
+    trained = fit_linear(train, ["a", "b"], "y", resolve_config("default"), select_device("cpu"))
+    evaluation, predictions = evaluate_model(frame, ["a", "b"], "y", trained, plan)
+    exact = fit_least_squares(x[plan.train_rows], frame["y"].to_numpy()[plan.train_rows])
+    assert evaluation.ols_mse == pytest.approx(exact.sse / len(plan.train_rows), rel=1e-12)
+    assert evaluation.ols_intercept == pytest.approx(exact.intercept, rel=1e-9)
+    assert evaluation.optimality_gap is not None and -1e-10 <= evaluation.optimality_gap <= 1e-4
+    assert len(predictions) == n
