@@ -58,7 +58,7 @@ def test_seed_json_reports_completed_predictions(prefect_harness: str, tmp_path:
     assert result["gate"]["features"]["x"]["r"] == pytest.approx(1.0)
     assert result["gate"]["decision"] == "pass"
     assert result["coefficients"]["weights"]["x"] == pytest.approx(2.0, abs=1e-3)
-    predictions = pd.read_csv(result["paths"]["predictions"])
+    predictions = pd.read_parquet(result["paths"]["predictions"])
     np.testing.assert_allclose(predictions["predicted"], [2, 4, 6, 7], atol=1e-3)
     preview = [row["predicted"] for row in result["predictions"]]
     np.testing.assert_allclose(preview, [2, 4, 6, 7], atol=1e-3)
