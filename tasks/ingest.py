@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from regflow.csv_pieces import read_csv_in_pieces
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from tasks.outcomes import pipeline_task
 
@@ -76,7 +77,10 @@ def _first_bad_utf8_line(stream: io.BufferedIOBase) -> tuple[int, str]:
     return 0, ""
 
 
-def _parse_csv(stream: io.BufferedIOBase, source: str, path: str | None = None) -> pd.DataFrame:
+def _parse_csv(
+    stream: io.BufferedIOBase, source: str, path: str | None = None, *, by_path: bool = False
+) -> pd.DataFrame:
+    """Parse after the checks pandas would get wrong; `path`: the same file, local."""
     first = stream.read(64 << 10)
     if not first.strip():
         raise InvalidInputError.single(source, "not_empty", "the file is empty")
@@ -95,10 +99,17 @@ def _parse_csv(stream: io.BufferedIOBase, source: str, path: str | None = None) 
                 for name in dupes
             ],
         )
+    if path is not None:
+        # From 32 MiB on every core, with about one frame of memory; None leaves the file
+        # (smaller, or with quotes, text or parse errors) to the serial parser.
+        frame = read_csv_in_pieces(path)
+        if frame is not None:
+            return frame
     stream.seek(0)
     try:
-        # A local file may go to the parser by path: the same C parser, errors and result.
-        return pd.read_csv(path if path is not None else stream, encoding="utf-8")
+        # By path pandas parses on every core but maps the whole file into memory; the
+        # same C parser, errors and result either way.
+        return pd.read_csv(path if by_path and path else stream, encoding="utf-8")
     except UnicodeDecodeError:
         line, sample = _first_bad_utf8_line(stream)
         raise InvalidInputError.single(
@@ -156,9 +167,9 @@ def _read_local(source: str) -> LoadedData:
     fmt = detect_format(source)
     if not os.path.exists(path):
         raise InvalidInputError.single(source, "file_exists", "no such file")
-    # By path, pandas' C parser reads twice as fast as through a file object but holds the
-    # whole file in memory while it parses (peak + 1x the file): large files are streamed.
-    by_path = path if os.path.getsize(path) <= PARSE_BY_PATH_MAX_BYTES else None
+    # By path, pandas parses on every core but memory-maps the whole file (peak + 1x the
+    # file): only files up to 256 MiB that the pieces declined go that way.
+    by_path = os.path.getsize(path) <= PARSE_BY_PATH_MAX_BYTES
     # Hash on the second core while the first one parses.
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(_sha256_file, path)
@@ -166,7 +177,7 @@ def _read_local(source: str) -> LoadedData:
             frame = _parse_parquet(source, path)
         else:
             with open(path, "rb") as stream:
-                frame = _parse_csv(stream, source, by_path)
+                frame = _parse_csv(stream, source, path, by_path=by_path)
         sha256, size = hashing.result()
     return LoadedData(frame, source, fmt, sha256, size)
 
