@@ -99,9 +99,9 @@ def _parse_csv(
                 for name in dupes
             ],
         )
-    if path is not None:
-        # From 32 MiB on every core, with about one frame of memory; None leaves the file
-        # (smaller, or with quotes, text or parse errors) to the serial parser.
+    if path is not None and not by_path:
+        # On every core with about one frame of memory; None leaves the file (quotes, text,
+        # parse errors) to the serial parser.
         frame = read_csv_in_pieces(path)
         if frame is not None:
             return frame
@@ -167,8 +167,9 @@ def _read_local(source: str) -> LoadedData:
     fmt = detect_format(source)
     if not os.path.exists(path):
         raise InvalidInputError.single(source, "file_exists", "no such file")
-    # By path, pandas parses on every core but memory-maps the whole file (peak + 1x the
-    # file): only files up to 256 MiB that the pieces declined go that way.
+    # By path, pandas parses on every core (using half the CPU time the pieces take) but
+    # memory-maps the whole file (peak + 1x the file): files up to 256 MiB go that way,
+    # larger ones in pieces, or streamed where the pieces decline.
     by_path = os.path.getsize(path) <= PARSE_BY_PATH_MAX_BYTES
     # Hash on the second core while the first one parses.
     with ThreadPoolExecutor(max_workers=1) as pool:

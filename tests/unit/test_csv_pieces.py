@@ -101,14 +101,17 @@ def test_a_poor_row_estimate_grows_the_arrays(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("quoted", [False, True], ids=["pieces", "serial_fallback"])
-def test_ingest_reads_the_same_frame_either_way(tmp_path: Path, quoted: bool) -> None:
-    from tasks.ingest import read_table
+def test_ingest_reads_the_same_frame_either_way(
+    tmp_path: Path, quoted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.ingest as ingest
 
+    monkeypatch.setattr(ingest, "PARSE_BY_PATH_MAX_BYTES", 0)  # as if the file were large
     lines = numbers(5000)
     if quoted:
         lines[4500] = '0.5,"7",0.25'
     path = write(tmp_path / "j.csv", "x,n,y", lines)
-    loaded = read_table(path)
+    loaded = ingest.read_table(path)
     pd.testing.assert_frame_equal(loaded.frame, pd.read_csv(path))
     declined = pieces.read_csv_in_pieces(path, workers=2) is None
     assert declined == quoted
