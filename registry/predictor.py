@@ -157,6 +157,8 @@ class Predictor:
             raise InvalidInputError.single(
                 source, "unique_columns", f"duplicated column names {duplicated}"
             )
+        if self._plainly_valid(frame):
+            return frame.loc[:, self.feature_names].astype(np.float64)
         try:
             # Positions, whatever the index: a row number must find the row in the file.
             positional = frame.reset_index(drop=True)
@@ -164,6 +166,22 @@ class Predictor:
         except SchemaErrors as exc:
             raise InvalidInputError(source, _problems(exc.failure_cases, frame, source)) from None
         return frame.loc[:, self.feature_names].astype(np.float64)
+
+    def _plainly_valid(self, frame: pd.DataFrame) -> bool:
+        """Every feature a plain numpy integer or float column without NaN or infinity.
+
+        The common case, screened in one pass per column; anything else goes through the
+        pandera schema, whose report lists every problem. Pandera took ~1 s on 2M x 10.
+        """
+        for name in self.feature_names:
+            if name not in frame.columns:
+                return False
+            dtype = frame[name].dtype
+            if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
+                return False
+            if dtype.kind == "f" and not np.isfinite(frame[name].to_numpy()).all():
+                return False
+        return True
 
     def predict(self, frame: pd.DataFrame, *, source: str | None = None) -> np.ndarray:
         """Predictions in the target's original units (float64), one per row of `frame`."""
