@@ -59,7 +59,13 @@ class PortableLinearModel:
 
     def predict(self, x: Any) -> np.ndarray:
         """Predictions (float64) for a DataFrame (columns by name) or a 2-D array (in order)."""
-        return self._matrix(x) @ self.coef + self.intercept
+        # Column by column in feature order, as regflow sums them: the same bits as scoring
+        # through the registry (a matrix product would round in another order).
+        matrix = self._matrix(x)
+        out = np.full(matrix.shape[0], float(self.intercept))
+        for j, weight in enumerate(np.asarray(self.coef, dtype=np.float64).tolist()):
+            out += matrix[:, j] * weight
+        return out
 
     def __repr__(self) -> str:
         ref = self.source.get("ref", "?")

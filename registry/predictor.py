@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
+from regflow.linear_predictions import linear_predictions
 from regflow.model_files import LinearWeights
 from schemas.model_card import ModelCard, Signature
 
@@ -185,8 +186,10 @@ class Predictor:
 
     def predict(self, frame: pd.DataFrame, *, source: str | None = None) -> np.ndarray:
         """Predictions in the target's original units (float64), one per row of `frame`."""
-        x = self.validate(frame, source=source).to_numpy(dtype=np.float64)
-        return x @ self.weights.coef + self.weights.intercept
+        valid = self.validate(frame, source=source)
+        return linear_predictions(
+            valid, self.feature_names, self.weights.coef.tolist(), self.weights.intercept
+        )
 
     def __repr__(self) -> str:
         return f"Predictor({self.ref}, features={self.feature_names}, target={self.target!r})"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from regflow.fit_summary import reference_fit
+from regflow.linear_predictions import linear_predictions
 from schemas.results import Evaluation, Split, SplitMetrics, TrainResult
 from tasks.outcomes import pipeline_task
 
@@ -73,16 +74,7 @@ def _block_starts(n: int) -> range:
 
 def predict(frame: pd.DataFrame, coefficients: dict[str, float], intercept: float) -> np.ndarray:
     """Predictions in original units, float64, one column at a time (no matrix copy)."""
-    out = np.full(len(frame), intercept, dtype=np.float64)
-    columns = [(w, frame[name].to_numpy(dtype=np.float64)) for name, w in coefficients.items()]
-    scratch = np.empty(min(BLOCK_ROWS, len(out)), dtype=np.float64)
-    for start in _block_starts(len(out)):
-        stop = min(start + BLOCK_ROWS, len(out))
-        term = scratch[: stop - start]
-        for weight, column in columns:  # the same sums, in the same order, as whole columns
-            np.multiply(column[start:stop], weight, out=term)
-            out[start:stop] += term
-    return out
+    return linear_predictions(frame, list(coefficients), list(coefficients.values()), intercept)
 
 
 def _metrics(
