@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
+from regflow.cores import usable_cores
+
 __all__ = ["PIECE_BYTES", "read_csv_in_pieces"]
 
 PIECE_BYTES = 16 << 20
@@ -118,7 +120,7 @@ def read_csv_in_pieces(path: str, *, workers: int | None = None) -> pd.DataFrame
     """The frame pd.read_csv(path) would return, parsed on several threads; or None."""
     size = os.path.getsize(path)
     if workers is None:
-        workers = min(_MAX_WORKERS, len(os.sched_getaffinity(0)))
+        workers = min(_MAX_WORKERS, usable_cores())
     if workers < 2 or size < 2 * PIECE_BYTES:
         return None
     with open(path, "rb") as fh:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from typing import TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from regflow.cores import usable_cores
 
 __all__ = ["MAX_CONDITION", "Data", "Residuals", "RowMaximum", "Solution", "residuals", "solve"]
 
@@ -77,7 +78,7 @@ def _block_rows(k: int) -> int:
 
 def _row_ranges(n: int, rows: int) -> list[tuple[int, int]]:
     """One contiguous range of whole blocks per worker thread."""
-    workers = max(1, min(_MAX_WORKERS, len(os.sched_getaffinity(0)), n // (4 * rows)))
+    workers = max(1, min(_MAX_WORKERS, usable_cores(), n // (4 * rows)))
     blocks = -(-n // rows)
     cuts = [min(n, (blocks * i // workers) * rows) for i in range(workers + 1)]
     return list(itertools.pairwise(cuts))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import torch
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from regflow.cores import usable_cores
 from regflow.errors import TrainingDivergedError, UsageError
 from schemas.results import Standardization, TrainResult
 from tasks.outcomes import pipeline_task
@@ -222,7 +222,7 @@ def _per_column(work: Callable[[_C], _R], columns: list[_C], rows: int) -> list[
 
     Each call keeps to its own column and buffers, so the results are the same as in order.
     """
-    workers = min(len(columns), len(os.sched_getaffinity(0)), 4)
+    workers = min(len(columns), usable_cores(), 4)
     if workers < 2 or rows < BLOCK_ROWS:
         return [work(column) for column in columns]
     with ThreadPoolExecutor(max_workers=workers) as pool:
