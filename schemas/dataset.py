@@ -136,7 +136,7 @@ def _validate_selected(
     selected: pd.DataFrame, features: list[str], target: str, source: str | None, note: str = ""
 ) -> pd.DataFrame:
     if _plainly_valid(selected):
-        return selected.astype(np.float64, copy=False)
+        return selected.astype(np.float64)
     if len(selected) == 0:
         note += ": no data rows, only column names"
     schema = dataset_schema(features, target)
@@ -153,7 +153,7 @@ def _validate_selected(
             for p in problems
         ]
         raise InvalidInputError(source, problems) from None
-    return valid.astype(np.float64, copy=False)
+    return valid.astype(np.float64)
 
 
 def validate_frame(
