@@ -100,7 +100,7 @@ def train_regflow(dataset: Dataset) -> Result:
     """regflow's trainer, default preset, on a float64 frame like the one validation returns."""
     import pandas as pd
 
-    from tasks.train import fit_linear, resolve_config, select_device
+    from regflow.tasks.train import fit_linear, resolve_config, select_device
 
     data = _load(dataset)
     names = [*dataset.names, TARGET]
@@ -196,9 +196,9 @@ def ingest_pandas_parquet(dataset: Dataset) -> Result:
 
 def _regflow_read(source: str) -> tuple[int, bool, int]:
     """regflow's first three steps, as the flow runs them (features: every numeric column)."""
-    from tasks.gate import correlation_gate
-    from tasks.ingest import read_table
-    from tasks.validate import validate_dataset
+    from regflow.tasks.gate import correlation_gate
+    from regflow.tasks.ingest import read_table
+    from regflow.tasks.validate import validate_dataset
 
     loaded = read_table(source)
     valid = validate_dataset(loaded, TARGET, None)

@@ -11,9 +11,9 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from regflow.errors import RegflowError
-from tasks.ingest import ingest_task
-from tasks.outcomes import StepFailed, unwrap
-from tasks.score import (
+from regflow.tasks.ingest import ingest_task
+from regflow.tasks.outcomes import StepFailed, unwrap
+from regflow.tasks.score import (
     PREDICTION_COLUMN,
     ScoredModel,
     ScoreResult,

@@ -13,17 +13,22 @@ from prefect.states import Failed, State
 from pydantic import Field
 
 from regflow.errors import GateStoppedError, RegflowError, UsageError
-from schemas.results import QuarantineSummary, TrainOutcome
-from tasks.evaluate import evaluate_task, make_split
-from tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
-from tasks.gate import gate_task
-from tasks.ingest import ingest_task
-from tasks.outcomes import StepFailed, unwrap
-from tasks.publish import build_card, publish_task, render_plots
-from tasks.register import promote_task, promotion_markdown, register_task, registry_location
-from tasks.report import gate_stop_report_task, report_task
-from tasks.train import choose_dtype, resolve_config, select_device, train_task
-from tasks.validate import ValidatedData, validate_task
+from regflow.schemas.results import QuarantineSummary, TrainOutcome
+from regflow.tasks.evaluate import evaluate_task, make_split
+from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
+from regflow.tasks.gate import gate_task
+from regflow.tasks.ingest import ingest_task
+from regflow.tasks.outcomes import StepFailed, unwrap
+from regflow.tasks.publish import build_card, publish_task, render_plots
+from regflow.tasks.register import (
+    promote_task,
+    promotion_markdown,
+    register_task,
+    registry_location,
+)
+from regflow.tasks.report import gate_stop_report_task, report_task
+from regflow.tasks.train import choose_dtype, resolve_config, select_device, train_task
+from regflow.tasks.validate import ValidatedData, validate_task
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_OUT = "artifacts/runs"

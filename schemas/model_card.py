@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.results import Evaluation, GateReport, SplitMetrics, Standardization
+from regflow.schemas.results import Evaluation, GateReport, SplitMetrics, Standardization
 
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"

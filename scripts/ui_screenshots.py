@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deployments.local_server import PREFECT, REPO_ROOT, LocalServer, local_server
-from tasks.events import GATE_STOPPED, MODEL_PROMOTED, MODEL_REGISTERED
+from regflow.deployments.local_server import PREFECT, REPO_ROOT, LocalServer, local_server
+from regflow.tasks.events import GATE_STOPPED, MODEL_PROMOTED, MODEL_REGISTERED
 
 REGFLOW_EVENTS = (MODEL_REGISTERED, MODEL_PROMOTED, GATE_STOPPED)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from regflow.fit_summary import reference_fit
-from regflow.linear_predictions import linear_predictions
-from schemas.results import Evaluation, Split, SplitMetrics, TrainResult
-from tasks.outcomes import pipeline_task
+from regflow.schemas.results import Evaluation, Split, SplitMetrics, TrainResult
+from regflow.stats.fit_summary import reference_fit
+from regflow.stats.linear_predictions import linear_predictions
+from regflow.tasks.outcomes import pipeline_task
 
 MIN_ROWS_FOR_HOLDOUT = 30
 # Below ~8 trustworthy digits in float64 the reference itself is not a reference.

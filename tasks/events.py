@@ -16,7 +16,7 @@ from typing import Any
 
 from prefect.events import Event, emit_event
 
-from schemas.results import GateReport
+from regflow.schemas.results import GateReport
 
 MODEL_RESOURCE_PREFIX = "regflow.model."
 MODEL_REGISTERED = "regflow.model.registered"

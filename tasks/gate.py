@@ -4,7 +4,7 @@ One feature is judged by |Pearson r| and its t-test; several by the multiple cor
 the least-squares fit and its overall F test. Warnings (curvature, influential rows, rank
 disagreement, ill-conditioning) never stop a run; they tell the user what a straight line on
 this data will get wrong. Everything comes from one float64 least-squares summary
-(``regflow.fit_summary``: exact QR on short or awkward data, two streaming sweeps on long
+(``regflow.stats.fit_summary``: exact QR on short or awkward data, two streaming sweeps on long
 well-conditioned columns) plus a sampled rank correlation, so ten million rows gate in well
 under a second per feature.
 """
@@ -21,9 +21,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.exceptions import MissingContextError
 
-from regflow.distributions import f_sf, r_two_sided_p
-from regflow.fit_summary import FitSummary, summarise_fit
-from schemas.results import FeatureCorrelation, GateReport, GateWarning
+from regflow.schemas.results import FeatureCorrelation, GateReport, GateWarning
+from regflow.stats.distributions import f_sf, r_two_sided_p
+from regflow.stats.fit_summary import FitSummary, summarise_fit
 
 # Rank correlation on a seeded sample beyond this many rows: its standard error there, about
 # 1/sqrt(rows) = 0.003, is a hundredth of the RANK_DISAGREEMENT that matters.

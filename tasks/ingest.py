@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from regflow.csv_pieces import read_csv_in_pieces
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
-from tasks.outcomes import pipeline_task
+from regflow.io.csv_pieces import read_csv_in_pieces
+from regflow.tasks.outcomes import pipeline_task
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CHUNK = 8 << 20

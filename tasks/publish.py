@@ -18,9 +18,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from regflow import plots
-from regflow.faults import kill_point
-from regflow.model_files import LinearWeights, save_weights
-from schemas.model_card import (
+from regflow.io.model_files import LinearWeights, save_weights
+from regflow.runtime.faults import kill_point
+from regflow.schemas.model_card import (
     CARD_FILE,
     PREDICTIONS_FILE,
     WEIGHTS_FILE,
@@ -30,9 +30,9 @@ from schemas.model_card import (
     ModelCard,
     Signature,
 )
-from schemas.results import Evaluation, GateReport, PublishedRun, TrainResult
-from tasks.outcomes import pipeline_task
-from tasks.validate import ValidatedData
+from regflow.schemas.results import Evaluation, GateReport, PublishedRun, TrainResult
+from regflow.tasks.outcomes import pipeline_task
+from regflow.tasks.validate import ValidatedData
 
 QUARANTINE_FILE = "quarantine.csv"
 LIBRARIES = ("regflow", "torch", "prefect", "pandas", "pandera", "numpy", "safetensors")

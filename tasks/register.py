@@ -6,9 +6,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from registry import AliasConflict, ModelVersion, PromotionDecision, Registry, decide_promotion
-from tasks.evaluate import split_metrics
-from tasks.outcomes import pipeline_task
+from regflow.registry import (
+    AliasConflict,
+    ModelVersion,
+    PromotionDecision,
+    Registry,
+    decide_promotion,
+)
+from regflow.tasks.evaluate import split_metrics
+from regflow.tasks.outcomes import pipeline_task
 
 CHAMPION = "champion"
 CAS_ATTEMPTS = 3  # another run may move the champion between our read and our write

@@ -16,8 +16,8 @@ import re
 import pandas as pd
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from schemas.results import Evaluation, GateReport, TrainResult
-from tasks.outcomes import pipeline_task
+from regflow.schemas.results import Evaluation, GateReport, TrainResult
+from regflow.tasks.outcomes import pipeline_task
 
 PREVIEW_ROWS = 10
 # Plots in reading order, with captions; names not listed here follow, captioned by name.

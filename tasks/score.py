@@ -13,8 +13,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from regflow.errors import InvalidInputError, Problem
-from registry import Predictor, Registry, parse_ref
-from tasks.outcomes import pipeline_task
+from regflow.registry import Predictor, Registry, parse_ref
+from regflow.tasks.outcomes import pipeline_task
 
 PREDICTION_COLUMN = "predicted"
 VERSION_COLUMN = "model_version"

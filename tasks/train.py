@@ -16,10 +16,10 @@ import torch
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from regflow.cores import usable_cores
 from regflow.errors import TrainingDivergedError, UsageError
-from schemas.results import Standardization, TrainResult
-from tasks.outcomes import pipeline_task
+from regflow.runtime.cores import usable_cores
+from regflow.schemas.results import Standardization, TrainResult
+from regflow.tasks.outcomes import pipeline_task
 
 Optimizer = Literal["sgd", "adam", "lbfgs"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]

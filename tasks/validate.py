@@ -8,9 +8,9 @@ from typing import Literal
 import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
-from schemas.dataset import screen_frame, validate_frame
-from tasks.ingest import LoadedData
-from tasks.outcomes import pipeline_task
+from regflow.schemas.dataset import screen_frame, validate_frame
+from regflow.tasks.ingest import LoadedData
+from regflow.tasks.outcomes import pipeline_task
 
 OnInvalid = Literal["fail", "quarantine"]
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry import Registry
+from regflow.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 

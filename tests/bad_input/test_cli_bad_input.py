@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from run_checks import REPO, last_json, regflow, registered_versions
 
-from flows.training import train
+from regflow.flows.training import train
 
 pytestmark = pytest.mark.slow
 REPO_SEED = REPO / "data" / "seed.csv"

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.scoring import score
-from flows.training import train
 from regflow.errors import InvalidInputError, RegflowError
+from regflow.flows.scoring import score
+from regflow.flows.training import train
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

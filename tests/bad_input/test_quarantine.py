@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from run_checks import registered_versions, run_folders
 
-from flows.training import train
 from regflow.errors import InvalidInputError
-from registry import Registry
-from tasks.ingest import LoadedData
-from tasks.validate import validate_dataset
+from regflow.flows.training import train
+from regflow.registry import Registry
+from regflow.tasks.ingest import LoadedData
+from regflow.tasks.validate import validate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -18,9 +18,9 @@ from bad_files import TRAIN_CASES, Case
 from run_checks import registered_versions, run_folders
 from threadpoolctl import threadpool_limits
 
-from flows.training import train
 from regflow.errors import InvalidInputError, RegflowError
-from registry import Registry
+from regflow.flows.training import train
+from regflow.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

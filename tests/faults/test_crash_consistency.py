@@ -18,10 +18,10 @@ import pytest
 from run_checks import REPO, regflow, run_folders
 from typer.testing import CliRunner
 
-from flows.training import train
-from regflow.cli_models import models_app
-from regflow.faults import KILL_ENV, KILL_POINTS
-from registry import Registry
+from regflow.cli.models import models_app
+from regflow.flows.training import train
+from regflow.registry import Registry
+from regflow.runtime.faults import KILL_ENV, KILL_POINTS
 
 pytestmark = pytest.mark.slow
 SEED = REPO / "data" / "seed.csv"

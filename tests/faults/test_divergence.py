@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from run_checks import REPO, registered_versions, run_folders
 
-from flows.training import train
 from regflow.errors import TrainingDivergedError
+from regflow.flows.training import train
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.training import train
 from regflow.errors import InvalidInputError, RemoteReadError
-from registry import Registry
-from tasks.ingest import ingest_task, read_table
+from regflow.flows.training import train
+from regflow.registry import Registry
+from regflow.tasks.ingest import ingest_task, read_table
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -111,11 +111,11 @@ def test_503s_are_retried_and_the_run_succeeds(server: FlakyServer, tmp_path: Pa
 def test_a_server_that_stays_down_ends_with_exit_1_after_the_retries(
     server: FlakyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.training
+    import regflow.flows.training as training_flow
 
     # The same task and retry rule, without the real backoff's 7 seconds.
     monkeypatch.setattr(
-        flows.training, "ingest_task", ingest_task.with_options(retry_delay_seconds=0)
+        training_flow, "ingest_task", ingest_task.with_options(retry_delay_seconds=0)
     )
     server.fail_first = 10_000
     registry = tmp_path / "registry"

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.training import train
 from regflow.errors import GateStoppedError, InvalidInputError
-from schemas.results import TrainOutcome
+from regflow.flows.training import train
+from regflow.schemas.results import TrainOutcome
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

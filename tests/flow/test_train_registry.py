@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.scoring import score
-from flows.training import train
-from registry import Registry
+from regflow.flows.scoring import score
+from regflow.flows.training import train
+from regflow.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """Deployments against a real `prefect server start`: schedules, scheduler, a process worker.
 
 One server (loopback, temporary PREFECT_HOME, stopped at the end even on failure) serves the
-whole module. The deployments come from deployments/prefect.yaml through `prefect deploy`;
+whole module. The deployments come from regflow.deployments/prefect.yaml through `prefect deploy`;
 the two runs executed here go to a work queue of their own, so the worker never picks up a
 scheduled or automation-created run, and their outputs and registry live in tmp folders.
 """
@@ -38,9 +38,9 @@ from prefect.events.schemas.events import Event
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.types._datetime import now
 
-from deployments.local_server import PREFECT, LocalServer, local_server
-from deployments.serve import load_specs
-from registry import Registry
+from regflow.deployments.local_server import PREFECT, LocalServer, local_server
+from regflow.deployments.serve import load_specs
+from regflow.registry import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from runfolder import make_run
 
-from registry import Registry
+from regflow.registry import Registry
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ sys.path[:0] = [str(HERE.parents[1]), str(HERE)]
 
 from runfolder import make_run  # noqa: E402
 
-from registry import AliasConflict, Registry  # noqa: E402
+from regflow.registry import AliasConflict, Registry  # noqa: E402
 
 
 def main() -> None:

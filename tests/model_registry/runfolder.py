@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from regflow.model_files import LinearWeights, save_weights
-from schemas.model_card import (
+from regflow.io.model_files import LinearWeights, save_weights
+from regflow.schemas.model_card import (
     CARD_FILE,
     PREDICTIONS_FILE,
     WEIGHTS_FILE,
@@ -21,7 +21,7 @@ from schemas.model_card import (
     ModelCard,
     Signature,
 )
-from schemas.results import (
+from regflow.schemas.results import (
     Evaluation,
     FeatureCorrelation,
     GateReport,

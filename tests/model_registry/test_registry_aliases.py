@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry import AliasConflict, AliasInUseError, NotFoundError, RegistryError
+from regflow.registry import AliasConflict, AliasInUseError, NotFoundError, RegistryError
 
 
 @pytest.fixture

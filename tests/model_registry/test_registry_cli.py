@@ -10,7 +10,7 @@ import pytest
 from runfolder import sample_frame
 from typer.testing import CliRunner
 
-from regflow.cli_models import models_app
+from regflow.cli.models import models_app
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import Registry
+from regflow.registry import Registry
 
 WORKER = Path(__file__).resolve().parent / "registry_worker.py"
 N = 8

@@ -14,7 +14,7 @@ import pytest
 from runfolder import make_run, sample_frame
 
 from regflow.errors import InvalidInputError
-from registry import (
+from regflow.registry import (
     InvalidReferenceError,
     ModelRef,
     NotFoundError,
@@ -22,7 +22,7 @@ from registry import (
     RegistryError,
     parse_ref,
 )
-from registry.store import MANIFEST_FILE
+from regflow.registry.store import MANIFEST_FILE
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -149,8 +149,8 @@ def test_failure_after_publish_rolls_everything_back(registry, run_factory, monk
 CRASH = """
 import os, sys
 sys.path[:0] = [{repo!r}, {here!r}]
-from registry import Registry
-from registry.store import LocalDirectoryStore
+from regflow.registry import Registry
+from regflow.registry.store import LocalDirectoryStore
 original = LocalDirectoryStore.publish
 def publish_then_die(self, staged, name, version):
     original(self, staged, name, version)
@@ -199,7 +199,7 @@ def test_open_locations(tmp_path, monkeypatch):
 def test_missing_registry_is_not_created_by_readers(tmp_path):
     from typer.testing import CliRunner
 
-    from regflow.cli_models import models_app
+    from regflow.cli.models import models_app
 
     missing = tmp_path / "typo"
     with pytest.raises(NotFoundError, match="no registry"):
@@ -211,7 +211,7 @@ def test_missing_registry_is_not_created_by_readers(tmp_path):
 
 def test_registry_imports_neither_prefect_nor_torch():
     code = (
-        f"import sys; sys.path.insert(0, {str(REPO)!r}); import registry, registry.export; "
+        "import sys, regflow.registry, regflow.registry.export; "
         "print(sorted(m for m in ('prefect', 'torch') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from regflow.cli_models import models_app
-from registry import IntegrityError, Registry
-from registry.store import MANIFEST_FILE
+from regflow.cli.models import models_app
+from regflow.registry import IntegrityError, Registry
+from regflow.registry.store import MANIFEST_FILE
 
 
 def _version_dir(reg: Registry, name: str = "demo", version: int = 1) -> Path:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry import decide_promotion
-from schemas.model_card import ColumnSpec, Signature
+from regflow.registry import decide_promotion
+from regflow.schemas.model_card import ColumnSpec, Signature
 
 SIG = Signature(features=[ColumnSpec(name="x")], target=ColumnSpec(name="y"))
 

@@ -12,17 +12,17 @@ import typer
 from runfolder import sample_frame
 from typer.testing import CliRunner
 
-from flows.scoring import score
-from regflow.cli_models import predict_command
+from regflow.cli.models import predict_command
 from regflow.errors import InvalidInputError
-from registry import NotFoundError, Registry
-from tasks.score import artifact_key, default_model_ref
+from regflow.flows.scoring import score
+from regflow.registry import NotFoundError, Registry
+from regflow.tasks.score import artifact_key, default_model_ref
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def test_training_run_predictions_are_reproduced_by_champion(seed_csv, tmp_path):
-    from flows.training import train
+    from regflow.flows.training import train
 
     outcome = train(data=str(seed_csv), target="y", features=["x"], out=str(tmp_path / "runs"))
     with Registry.open(tmp_path / "registry") as reg:

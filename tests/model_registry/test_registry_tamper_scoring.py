@@ -19,10 +19,10 @@ import pytest
 from runfolder import sample_frame
 from typer.testing import CliRunner
 
-from flows.scoring import score
-from regflow.cli_models import models_app
-from registry import IntegrityError
-from registry.store import MANIFEST_FILE
+from regflow.cli.models import models_app
+from regflow.flows.scoring import score
+from regflow.registry import IntegrityError
+from regflow.registry.store import MANIFEST_FILE
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

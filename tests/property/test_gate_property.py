@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from tasks.gate import correlation_gate
+from regflow.tasks.gate import correlation_gate
 
 RTOL = 1e-10
 P_RTOL = 1e-6

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from regflow.errors import InvalidInputError
-from schemas.dataset import FLOAT32_MAX
-from tasks.ingest import LoadedData
-from tasks.validate import validate_dataset
+from regflow.schemas.dataset import FLOAT32_MAX
+from regflow.tasks.ingest import LoadedData
+from regflow.tasks.validate import validate_dataset
 
 SOURCE = "prop.csv"
 # Checks that judge one column: a problem from them must say which column.

@@ -1,4 +1,4 @@
-"""regflow.csv_pieces: the same frame as pandas.read_csv, or None (the serial parser decides)."""
+"""regflow.io.csv_pieces: the same frame as pandas.read_csv, or None (the serial parser decides)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import regflow.csv_pieces as pieces
+import regflow.io.csv_pieces as pieces
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +104,7 @@ def test_a_poor_row_estimate_grows_the_arrays(tmp_path: Path) -> None:
 def test_ingest_reads_the_same_frame_either_way(
     tmp_path: Path, quoted: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tasks.ingest as ingest
+    import regflow.tasks.ingest as ingest
 
     monkeypatch.setattr(ingest, "PARSE_BY_PATH_MAX_BYTES", 0)  # as if the file were large
     lines = numbers(5000)

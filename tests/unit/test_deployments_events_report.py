@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import tasks.events as events
-from deployments.serve import load_specs, serve_command, to_runner_deployment, to_schedule
-from schemas.results import FeatureCorrelation, GateReport, GateWarning
-from tasks.report import PLOT_CAPTIONS, plots_markdown
+import regflow.tasks.events as events
+from regflow.deployments.serve import load_specs, serve_command, to_runner_deployment, to_schedule
+from regflow.schemas.results import FeatureCorrelation, GateReport, GateWarning
+from regflow.tasks.report import PLOT_CAPTIONS, plots_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

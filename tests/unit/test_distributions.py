@@ -1,4 +1,4 @@
-"""regflow.distributions against scipy (tests only) and at the extremes."""
+"""regflow.stats.distributions against scipy (tests only) and at the extremes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from regflow.distributions import (
+from regflow.stats.distributions import (
     f_sf,
     r_two_sided_p,
     regularized_beta,

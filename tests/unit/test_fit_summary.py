@@ -1,4 +1,4 @@
-"""regflow.fit_summary: the streaming summary agrees with the exact QR one, or declines."""
+"""regflow.stats.fit_summary: the streaming summary agrees with the exact QR one, or declines."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import regflow.fit_summary as fs
-import regflow.moment_sweeps as sweeps
-from regflow.least_squares import analyse_least_squares, fit_least_squares
-from tasks.gate import correlation_gate
+import regflow.stats.fit_summary as fs
+import regflow.stats.moment_sweeps as sweeps
+from regflow.stats.least_squares import analyse_least_squares, fit_least_squares
+from regflow.tasks.gate import correlation_gate
 
 
 def columns_of(x: np.ndarray) -> list[np.ndarray]:
@@ -170,8 +170,8 @@ def test_reference_fit_falls_back_to_qr_where_moments_decline() -> None:
 
 def test_evaluation_on_long_data_measures_the_gap_against_the_streaming_reference() -> None:
     """evaluate_model with a holdout: the optimum of the training rows, as QR would give it."""
-    from tasks.evaluate import evaluate_model, make_split
-    from tasks.train import fit_linear, resolve_config, select_device
+    from regflow.tasks.evaluate import evaluate_model, make_split
+    from regflow.tasks.train import fit_linear, resolve_config, select_device
 
     rng = np.random.default_rng(10)
     n = 2 * fs.MOMENTS_MIN_ROWS

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-import tasks.gate as gate
-from regflow.least_squares import fit_least_squares
-from schemas.results import GateReport
-from tasks.gate import correlation_gate, gate_task
+import regflow.tasks.gate as gate
+from regflow.schemas.results import GateReport
+from regflow.stats.least_squares import fit_least_squares
+from regflow.tasks.gate import correlation_gate, gate_task
 
 NIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nist"
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from regflow.errors import InvalidInputError
-from tasks.ingest import read_table
-from tasks.validate import resolve_columns, validate_dataset
+from regflow.tasks.ingest import read_table
+from regflow.tasks.validate import resolve_columns, validate_dataset
 
 
 def _problems(err: pytest.ExceptionInfo[InvalidInputError]) -> dict[tuple[str | None, str], object]:
@@ -86,7 +86,7 @@ def test_validation_lists_every_failure_with_rows(tmp_path: Path) -> None:
 
 
 def test_too_few_rows_and_float32_overflow() -> None:
-    from schemas.dataset import validate_frame
+    from regflow.schemas.dataset import validate_frame
 
     with pytest.raises(InvalidInputError, match=r"fewer than 3 rows \(found 2\)"):
         validate_frame(pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 3.0]}), ["x"], "y", "f.csv")

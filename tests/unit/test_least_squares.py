@@ -1,4 +1,4 @@
-"""regflow.least_squares: NIST StRD certified values, numpy cross-checks, the blocked path."""
+"""regflow.stats.least_squares: NIST StRD certified values, numpy cross-checks, the blocked path."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import regflow.least_squares as ls
-from regflow.least_squares import analyse_least_squares, fit_least_squares
+import regflow.stats.least_squares as ls
+from regflow.stats.least_squares import analyse_least_squares, fit_least_squares
 
 NIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nist"
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from regflow.errors import TrainingDivergedError, UsageError
-from tasks.train import PRESETS, choose_dtype, fit_linear, resolve_config, select_device
+from regflow.tasks.train import PRESETS, choose_dtype, fit_linear, resolve_config, select_device
 
 SEED = pd.DataFrame({"x": [1.0, 2.0, 3.0, 3.5], "y": [2.0, 4.0, 6.0, 7.0]})
 CPU = torch.device("cpu")

@@ -93,7 +93,7 @@ def _expected_failures(as_json: bool) -> Iterator[None]:
 
 @contextmanager
 def _registry(uri: str | None, as_json: bool) -> Iterator[Any]:
-    from registry import Registry
+    from regflow.registry import Registry
 
     with _expected_failures(as_json):
         reg = Registry.open(uri, create=False)
@@ -333,7 +333,7 @@ def export_command(
     """Export a verified version as a torch-free predictor (joblib: trusted sources only)."""
     with _registry(registry, as_json) as reg:
         predictor = reg.load(ref)
-        from registry.export import export_joblib
+        from regflow.registry.export import export_joblib
 
         written = export_joblib(predictor, out)
         payload = {
@@ -373,11 +373,11 @@ def predict_command(
 ) -> None:
     """Score DATA with a registry model; exit 0 done, 2 invalid input or unknown model, 1 failed."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from regflow.startup import heavy_imports
+    from regflow.runtime.startup import heavy_imports
 
     with heavy_imports():
-        from flows.scoring import score
-        from tasks.score import output_format, resolve_request
+        from regflow.flows.scoring import score
+        from regflow.tasks.score import output_format, resolve_request
 
     with _expected_failures(as_json):
         request = resolve_request(data, model)  # fail fast, before a Prefect server starts
@@ -404,7 +404,7 @@ def predict_command(
     )
 
 
-def main() -> None:  # pragma: no cover - for `python -m regflow.cli_models`
+def main() -> None:  # pragma: no cover - for `python -m regflow.cli.models`
     models_app()
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from registry.errors import RegistryError
+from regflow.registry.errors import RegistryError
 
 MANIFEST_FILE = "manifest.json"
 _STAGING = ".staging"

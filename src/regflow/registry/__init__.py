@@ -3,8 +3,8 @@
 No Prefect in here: flows and tasks call it; so do the CLI and plain scripts.
 """
 
-from registry.core import UNSET, Registry
-from registry.errors import (
+from regflow.registry.core import UNSET, Registry
+from regflow.registry.errors import (
     AliasConflict,
     AliasInUseError,
     IntegrityError,
@@ -12,10 +12,10 @@ from registry.errors import (
     NotFoundError,
     RegistryError,
 )
-from registry.predictor import Predictor
-from registry.promotion import PromotionDecision, decide_promotion, signature_difference
-from registry.records import AliasEvent, ModelVersion, RegisteredModel
-from registry.references import ModelRef, parse_ref
+from regflow.registry.predictor import Predictor
+from regflow.registry.promotion import PromotionDecision, decide_promotion, signature_difference
+from regflow.registry.records import AliasEvent, ModelVersion, RegisteredModel
+from regflow.registry.references import ModelRef, parse_ref
 
 __all__ = [
     "UNSET",

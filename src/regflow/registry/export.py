@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 
 from regflow.portable import PortableLinearModel
-from registry.index import utcnow
-from registry.predictor import Predictor
+from regflow.registry.index import utcnow
+from regflow.registry.predictor import Predictor
 
 FORMATS = ("joblib",)
 

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from deployments.serve import serve_command
-from regflow.cli_models import models_app, predict_command
+from regflow.cli.models import models_app, predict_command
+from regflow.deployments.serve import serve_command
 from regflow.errors import GateStoppedError, InvalidInputError, RegflowError
-from regflow.startup import heavy_imports
+from regflow.runtime.startup import heavy_imports
 
 app = typer.Typer(
     name="regflow",
@@ -274,8 +274,8 @@ def train(
     """Train a model on DATA and publish it; exit 0 done, 2 invalid input, 3 gated, 1 failed."""
     _quiet_prefect_defaults()
     with heavy_imports():
-        from flows.training import train as train_flow
-        from tasks.train import select_device
+        from regflow.flows.training import train as train_flow
+        from regflow.tasks.train import select_device
 
     try:
         select_device(device.value)  # fail fast, before a Prefect server starts

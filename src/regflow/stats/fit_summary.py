@@ -2,9 +2,9 @@
 
 Two ways to the same summary:
 
-- ``summarise_analysis``: from the exact QR analysis (``regflow.least_squares``), which keeps
+- ``summarise_analysis``: from the exact QR analysis (``regflow.stats.least_squares``), which keeps
   residuals and leverages for every row. Accurate on any design; the reference everywhere.
-- ``summarise_by_moments``: two streaming sweeps (``regflow.moment_sweeps``) that keep only
+- ``summarise_by_moments``: two streaming sweeps (``regflow.stats.moment_sweeps``) that keep only
   totals and maxima. It declines (returns None) wherever squaring the condition number could
   matter: a constant column, a badly conditioned design, a near-perfect fit, values that are
   not finite.
@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from regflow import moment_sweeps
-from regflow.least_squares import (
+from regflow.stats import moment_sweeps
+from regflow.stats.least_squares import (
     CurvatureTerm,
     LeastSquaresAnalysis,
     analyse_least_squares,
     fit_least_squares,
 )
-from regflow.moment_sweeps import RowMaximum, cooks_distance
+from regflow.stats.moment_sweeps import RowMaximum, cooks_distance
 
 __all__ = [
     "MOMENTS_MIN_ROWS",

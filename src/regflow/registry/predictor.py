@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
-from regflow.linear_predictions import linear_predictions
-from regflow.model_files import LinearWeights
-from schemas.model_card import ModelCard, Signature
+from regflow.io.model_files import LinearWeights
+from regflow.schemas.model_card import ModelCard, Signature
+from regflow.stats.linear_predictions import linear_predictions
 
 _EXAMPLES = 5
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from regflow.cores import usable_cores
+from regflow.runtime.cores import usable_cores
 
 __all__ = ["PIECE_BYTES", "read_csv_in_pieces"]
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.model_card import Signature
+from regflow.schemas.model_card import Signature
 
 Rule = Literal[
     "no_champion",

@@ -18,10 +18,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from regflow.errors import InvalidInputError, Problem
-from regflow.faults import kill_point
-from regflow.model_files import weights_from_bytes
-from registry import index as ix
-from registry.errors import (
+from regflow.io.model_files import weights_from_bytes
+from regflow.registry import index as ix
+from regflow.registry.errors import (
     AliasConflict,
     AliasInUseError,
     IntegrityError,
@@ -29,18 +28,19 @@ from registry.errors import (
     NotFoundError,
     RegistryError,
 )
-from registry.index import Index, utcnow
-from registry.predictor import Predictor
-from registry.records import AliasEvent, ModelVersion, RegisteredModel
-from registry.references import ModelRef, check_alias, check_name, parse_ref
-from registry.store import (
+from regflow.registry.index import Index, utcnow
+from regflow.registry.predictor import Predictor
+from regflow.registry.records import AliasEvent, ModelVersion, RegisteredModel
+from regflow.registry.references import ModelRef, check_alias, check_name, parse_ref
+from regflow.registry.store import (
     MANIFEST_FILE,
     FileEntry,
     FileStore,
     LocalDirectoryStore,
     sha256_bytes,
 )
-from schemas.model_card import CARD_FILE, WEIGHTS_FILE, ModelCard
+from regflow.runtime.faults import kill_point
+from regflow.schemas.model_card import CARD_FILE, WEIGHTS_FILE, ModelCard
 
 ENV_VAR = "REGFLOW_REGISTRY"
 ENV_STORE = "REGFLOW_REGISTRY_STORE"
@@ -550,7 +550,7 @@ class Registry:
 
     def export_joblib(self, ref: str | ModelRef, out: Path | str) -> Path:
         """Write a torch-free predictor for `ref` with joblib (see regflow.portable)."""
-        from registry.export import export_joblib
+        from regflow.registry.export import export_joblib
 
         return export_joblib(self.load(ref), Path(out))
 

@@ -7,7 +7,7 @@ and keeps totals and maxima only: the SSE, and on request leverages, Cook's dist
 RESET sums. Nothing n-long is allocated, and blocks go to one thread per core.
 
 This is the normal-equations route, so it squares the condition number: ``solve`` returns
-None (the caller then uses the QR analysis of ``regflow.least_squares``) for a constant
+None (the caller then uses the QR analysis of ``regflow.stats.least_squares``) for a constant
 column, a condition number above MAX_CONDITION, or values that are not finite.
 """
 
@@ -24,7 +24,7 @@ from typing import TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from regflow.cores import usable_cores
+from regflow.runtime.cores import usable_cores
 
 __all__ = ["MAX_CONDITION", "Data", "Residuals", "RowMaximum", "Solution", "residuals", "solve"]
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.model_card import Signature
+from regflow.schemas.model_card import Signature
 
 VersionStatus = Literal["ready", "deleted"]
 AliasAction = Literal["set", "rollback", "remove"]

@@ -183,7 +183,7 @@ class Index:
                     insert(registry_meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                 )
             elif int(have) > SCHEMA_VERSION:
-                from registry.errors import RegistryError
+                from regflow.registry.errors import RegistryError
 
                 raise RegistryError(
                     f"registry index {self.url} has schema version {have}; this regflow "

@@ -1,0 +1,5 @@
+"""`python -m regflow` runs the command line."""
+
+from regflow.cli import main
+
+main()

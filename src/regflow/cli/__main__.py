@@ -1,0 +1,5 @@
+"""`python -m regflow.cli` runs the command line."""
+
+from regflow.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Reading and writing files: CSV in pieces, safetensors weights."""

@@ -1,0 +1,1 @@
+"""Small runtime helpers: usable cores, fault-injection points, import-time tuning."""
