@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.regflow-installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test lint format bench ui clean
+.PHONY: setup run test lint typecheck format bench ui clean
 
 setup: $(STAMP)
 
@@ -21,11 +21,16 @@ run: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy on the package, through a symlinked view of its package-dir mapping (see the script).
+typecheck: setup
+	$(BIN)/python scripts/typecheck.py
 
 format: setup
 	$(BIN)/ruff format .

@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The checkout this file is in, for checkout-only scripts (scripts/ui_screenshots.py); in an
+# installed wheel it is site-packages/regflow, so nothing the package runs may rely on it.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 

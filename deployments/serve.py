@@ -1,22 +1,25 @@
 """Serve regflow's deployments without a work pool or worker: `regflow serve`.
 
-The deployments, their parameters, schedules and triggers are read from
-`deployments/prefect.yaml`, so `prefect deploy --all` and `serve` never drift apart. The
-served flows run as subprocesses of this process, in the repository root (the yaml's
-entrypoints and data paths are relative to it).
+The deployments, their parameters, schedules and triggers are read from prefect.yaml (by
+default the copy shipped in the package, `regflow.deployments`), so `prefect deploy --all`
+and `serve` never drift apart. The yaml's file entrypoints (`flows/training.py:train`) are
+served as modules of the installed package (`regflow.flows.training`), so `serve` works from
+any directory, checkout or not. The served flows run as subprocesses of this process, in the
+directory it was started in: the yaml's data paths are relative to it (see
+`with_bundled_data` for the bundled example data).
 
-    python deployments/serve.py            # or: regflow serve [--only nightly] [--limit 1]
+    python -m regflow.deployments.serve    # or: regflow serve [--only nightly] [--limit 1]
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from importlib.resources import files
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -26,8 +29,10 @@ if TYPE_CHECKING:  # Prefect's runner is heavy to import; only `serve` needs it.
     from prefect import Flow
     from prefect.deployments.runner import RunnerDeployment
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
+PACKAGE = "regflow"
+# A wheel installs as plain files, so the packaged yaml and data are real paths.
+DEFAULT_PREFECT_FILE = Path(str(files(f"{PACKAGE}.deployments").joinpath("prefect.yaml")))
+BUNDLED_DATA = Path(str(files(f"{PACKAGE}.data")))
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,12 @@ class DeploymentSpec:
     @property
     def flow_file(self) -> str:
         return self.entrypoint.rsplit(":", 1)[0]
+
+    @property
+    def module_entrypoint(self) -> str:
+        """The entrypoint as a module path of the package: `regflow.flows.training.train`."""
+        module, name = module_and_name(self.entrypoint)
+        return f"{module}.{name}"
 
 
 def load_specs(prefect_file: Path = DEFAULT_PREFECT_FILE) -> list[DeploymentSpec]:
@@ -84,31 +95,82 @@ def to_schedule(config: dict[str, Any]) -> Any:
     raise ValueError(f"schedule {config!r}: serve supports cron and interval schedules")
 
 
+def module_and_name(entrypoint: str) -> tuple[str, str]:
+    """`flows/training.py:train` -> (`regflow.flows.training`, `train`).
+
+    The yaml names files of the checkout (what `prefect deploy` needs); each folder in it is
+    a subpackage of `regflow` (src/regflow is `regflow` itself), so the same flow imports
+    from the installed package. A module path (`regflow.flows.training.train`) passes through.
+    """
+    if ":" not in entrypoint:
+        module, _, name = entrypoint.rpartition(".")
+        return module, name
+    path, _, name = entrypoint.partition(":")
+    parts = PurePosixPath(path).with_suffix("").parts
+    if parts[:2] == ("src", PACKAGE):
+        parts = parts[1:]
+    elif parts[:1] != (PACKAGE,):
+        parts = (PACKAGE, *parts)
+    if parts[-1] == "__init__":  # a package's own file is the package
+        parts = parts[:-1]
+    return ".".join(parts), name
+
+
 def load_flow(entrypoint: str) -> Flow[..., Any]:
-    """`flows/training.py:train` -> the flow object, imported as a module of the package.
+    """`flows/training.py:train` -> the flow object, imported from the installed package.
 
     (Prefect's own loader falls back to a placeholder flow when the import fails; here an
     import error should surface as itself.)
     """
     from prefect import Flow
 
-    path, _, name = entrypoint.partition(":")
-    module = importlib.import_module(Path(path).with_suffix("").as_posix().replace("/", "."))
-    flow = getattr(module, name)
+    module_name, name = module_and_name(entrypoint)
+    flow = getattr(importlib.import_module(module_name), name)
     if not isinstance(flow, Flow):
         raise TypeError(f"{entrypoint} is not a Prefect flow")
     return flow
 
 
+def with_bundled_data(value: Any, cwd: Path | None = None) -> Any:
+    """`value` with each bundled example path that is missing from `cwd` made absolute.
+
+    prefect.yaml's data paths (`data/seed.csv`) are relative to the directory the runs start
+    in, a checkout when deploying. An installed `regflow serve` may start anywhere: a string
+    `data/<file>` that does not exist under `cwd` (default: the current directory) but is
+    one of the package's bundled files (regflow/data) becomes that file's absolute path.
+    Other values, and paths that do exist, are left alone. Nested dicts and lists are
+    walked, so flat (`data: data/seed.csv`) and grouped (`data: {path: ...}`) parameters
+    both work.
+    """
+    base = Path.cwd() if cwd is None else cwd
+    if isinstance(value, dict):
+        return {k: with_bundled_data(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_bundled_data(v, base) for v in value]
+    if isinstance(value, str):
+        path = PurePosixPath(value)
+        bundled = BUNDLED_DATA / path.name
+        if path.parts == ("data", path.name) and not (base / path).exists() and bundled.is_file():
+            return str(bundled)
+    return value
+
+
 def to_runner_deployment(spec: DeploymentSpec) -> RunnerDeployment:
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.events import DeploymentTriggerTypes
+    from prefect.types.entrypoint import EntrypointType
     from pydantic import TypeAdapter
 
     flow = load_flow(spec.entrypoint)
     triggers = TypeAdapter(list[DeploymentTriggerTypes]).validate_python(spec.triggers)
-    return flow.to_deployment(
+    # What `flow.to_deployment` does for a flow without remote storage, minus its async
+    # dispatch (whose union return type is no RunnerDeployment). A module entrypoint: each
+    # run imports the flow from the installed package, not a file relative to the cwd.
+    return RunnerDeployment.from_flow(
+        flow,
         name=spec.name,
-        parameters=spec.parameters,
+        parameters=with_bundled_data(spec.parameters),
+        entrypoint_type=EntrypointType.MODULE_PATH,
         schedules=[to_schedule(s) for s in spec.schedules],
         triggers=list(triggers),
         description=spec.description,
@@ -160,7 +222,7 @@ def _describe(spec: DeploymentSpec) -> str:
     )
     events = ", ".join(e for t in spec.triggers for e in t.get("expect", []))
     extra = f"; on {events}" if events else ""
-    return f"{spec.entrypoint} as '{spec.name}': {when or 'no schedule'}{extra}"
+    return f"{spec.module_entrypoint} as '{spec.name}': {when or 'no schedule'}{extra}"
 
 
 def serve_command(
@@ -182,10 +244,11 @@ def serve_command(
         bool, typer.Option("--dry-run", help="List what would be served and exit.")
     ] = False,
 ) -> None:
-    """Serve deployments/prefect.yaml's deployments (schedules, triggers) without a worker.
+    """Serve prefect.yaml's deployments (schedules, triggers) without a worker.
 
-    Runs execute in subprocesses of this command, from the repository root, against the
-    server in PREFECT_API_URL (start one with `prefect server start` or `make ui`).
+    Runs execute in subprocesses of this command, in the current directory (the yaml's data
+    paths are relative to it), against the server in PREFECT_API_URL (start one with
+    `prefect server start` or `make ui`).
     """
     specs = select(load_specs(prefect_file.resolve()), only)
     for spec in specs:
@@ -193,10 +256,6 @@ def serve_command(
     if dry_run:
         return
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Entrypoints and data paths are relative to the checkout, wherever this was started.
-    os.chdir(REPO_ROOT)
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
 
     from prefect import serve
 

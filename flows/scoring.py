@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
+from pydantic import ValidationError
 
 from regflow.errors import RegflowError
+from regflow.schemas.params import ScoreParams, field_label, parameter_error
+from regflow.schemas.scoring import ScoredModel, ScoreResult
 from regflow.tasks.ingest import ingest_task
 from regflow.tasks.outcomes import StepFailed, unwrap
 from regflow.tasks.score import (
     PREDICTION_COLUMN,
-    ScoredModel,
-    ScoreResult,
     artifact_key,
     default_output,
     load_model_task,
@@ -36,12 +38,16 @@ def _run_name() -> str:
     return f"score-{model}-{datetime.now(UTC):%Y-%m-%d}"
 
 
-@flow(name="score", flow_run_name=_run_name, log_prints=False)
+# The UI form shows ScoreParams' descriptions; ScoreParams validates (validate_parameters=False).
+FIELDS = ScoreParams.model_fields
+
+
+@flow(name="score", flow_run_name=_run_name, log_prints=False, validate_parameters=False)
 def score(
-    data: str,
-    model: str | None = None,
-    out: str | None = None,
-    registry: str | None = None,
+    data: Annotated[str, FIELDS["data"]],
+    model: Annotated[str | None, FIELDS["model"]] = None,
+    out: Annotated[str | None, FIELDS["out"]] = None,
+    registry: Annotated[str | None, FIELDS["registry"]] = None,
 ) -> ScoreResult | State:
     """Score `data` with the registry model `model` (default `<data name>@champion`).
 
@@ -52,6 +58,10 @@ def score(
     """
     logger = get_run_logger()
     try:
+        try:
+            ScoreParams(data=data, model=model, out=out, registry=registry)
+        except ValidationError as err:
+            raise parameter_error(err, field_label) from None
         ref = resolve_request(data, model)
         if out is not None:
             output_format(out)  # refuse a bad extension before doing any work

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,9 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from regflow.errors import InvalidInputError, Problem
+
+if TYPE_CHECKING:
+    from pandas._typing import ScalarOrNA
 
 MIN_ROWS = 3
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -77,9 +81,14 @@ def problems_from_failures(failures: pd.DataFrame, source: str | None) -> list[P
     # A value that cannot be coerced also fails the dtype check: report it once.
     failures = failures[~failures["check"].str.startswith("dtype(")]
     problems: list[Problem] = []
-    for (column, check), group in failures.groupby(["column", "check"], sort=False, dropna=False):
+    for (column, check_key), group in failures.groupby(
+        ["column", "check"], sort=False, dropna=False
+    ):
+        # The stubs type group keys as Hashable; these are scalars: pandera's column name (or a
+        # missing value) and the check names made above.
+        check = str(check_key)
         # A column may really be named "" or "None": only the row-count check has none.
-        col = None if pd.isna(column) else str(column)
+        col = None if pd.isna(cast("ScalarOrNA", column)) else str(column)
         rows = [int(i) + 1 for i in group["index"].dropna().head(EXAMPLES)]
         values = [str(v) for v in group.loc[group["index"].notna(), "failure_case"].head(EXAMPLES)]
         count = int(group["index"].notna().sum()) or None
@@ -224,7 +233,7 @@ def screen_frame(
             found = problems_from_failures(err.failure_cases, source)
             problems += [p for p in found if p.check in ROW_CHECKS]
             rejected.append(bad)
-            remaining = remaining.drop(index=bad["row"].unique() - 1)
+            remaining = remaining.drop(index=pd.Index(bad["row"].unique() - 1))
     if rejected:
         rejected_rows = pd.concat(rejected, ignore_index=True).sort_values(
             ["row", "column"], kind="stable", ignore_index=True

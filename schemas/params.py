@@ -8,14 +8,22 @@ with dashes (`min_abs_r` -> `--min-abs-r`) unless `cli` in its extra says otherw
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import PurePosixPath
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from regflow.errors import UsageError
 
 # Seeds feed torch.manual_seed and numpy's generators, which take unsigned 64-bit integers.
 MAX_SEED = 2**63 - 1
 DEFAULT_OUT = "artifacts/runs"
+DEFAULT_MIN_ABS_R = 0.5
+DEFAULT_ALPHA = 0.05
+# Model names become folder names and Prefect tags: portable, no separators, no leading dot.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 Preset = Literal["default", "seed"]
 OptimizerName = Literal["sgd", "adam", "lbfgs"]
@@ -24,12 +32,17 @@ PrecisionChoice = Literal["auto", "float32", "float64"]
 OnInvalid = Literal["fail", "quarantine"]
 
 
-class _Params(BaseModel):
+class ParamsModel(BaseModel):
     # NaN and infinities are never a sensible setting; unknown keys are typos.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> Self:
+        """From one flat mapping of option names (`target`, `min_abs_r`; `data` is the path)."""
+        return cls.model_validate(nest(cls, flat))
 
-class DataParams(_Params):
+
+class DataParams(ParamsModel):
     """What to read and which columns to model."""
 
     path: str = Field(
@@ -49,13 +62,18 @@ class DataParams(_Params):
         0.0, ge=0, le=1, description="quarantine: largest share of rows that may be set aside"
     )
 
+    def validation(self) -> dict[str, Any]:
+        """The validate step's options."""
+        return self.model_dump(include={"target", "features", "on_invalid", "max_invalid_fraction"})
 
-class ModelParams(_Params):
+
+class ModelParams(ParamsModel):
     """The model's name and form."""
 
     name: str | None = Field(
         None,
-        description="model name (default: the data file's name)",
+        pattern=MODEL_NAME_PATTERN,
+        description="model name: letters, digits, '.', '_' or '-' (default: the data file's name)",
         json_schema_extra={"cli": "--model"},
     )
     preset: Preset = Field(
@@ -64,7 +82,7 @@ class ModelParams(_Params):
     no_intercept: bool = Field(False, description="fit through the origin")
 
 
-class TrainingParams(_Params):
+class TrainingParams(ParamsModel):
     """How to train: optimizer, device, precision, seed and holdout."""
 
     optimizer: OptimizerName | None = Field(None, description="override the preset's optimizer")
@@ -82,14 +100,16 @@ class TrainingParams(_Params):
     )
 
 
-class GateParams(_Params):
+class GateParams(ParamsModel):
     """The correlation gate: when the relationship is too weak to model."""
 
-    min_abs_r: float = Field(0.5, ge=0, le=1, description="smallest |r| (or R) to train")
-    alpha: float = Field(0.05, gt=0, le=1, description="largest p-value to train")
+    min_abs_r: float = Field(
+        DEFAULT_MIN_ABS_R, ge=0, le=1, description="smallest |r| (or R) to train"
+    )
+    alpha: float = Field(DEFAULT_ALPHA, gt=0, le=1, description="largest p-value to train")
 
 
-class RegistryParams(_Params):
+class RegistryParams(ParamsModel):
     """Where outputs go and when a new version becomes the champion."""
 
     out: str = Field(DEFAULT_OUT, description="folder for run folders")
@@ -102,7 +122,7 @@ class RegistryParams(_Params):
     )
 
 
-class TrainParams(_Params):
+class TrainParams(ParamsModel):
     """Every option of a training run, in the sections the Prefect UI shows."""
 
     data: DataParams
@@ -112,9 +132,51 @@ class TrainParams(_Params):
     registry: RegistryParams = RegistryParams()
 
     @classmethod
-    def from_flat(cls, flat: Mapping[str, Any]) -> TrainParams:
-        """From one flat mapping of field names (`target`, `min_abs_r`; `data` is the path)."""
-        return cls.model_validate(nest(cls, flat))
+    def from_flow_arguments(
+        cls, sections: Mapping[str, Any], flat: Mapping[str, Any]
+    ) -> tuple[TrainParams, list[str]]:
+        """The flow's arguments as one model, and a note per flat (pre-0.2) parameter used.
+
+        Deployments made before the parameters were grouped pass `data` as the path,
+        `model` as the name and every other option flat (`target=...`); they keep working.
+        """
+        grouped: dict[str, dict[str, Any]] = {}
+        legacy = dict(flat)
+        for section, value in sections.items():
+            if isinstance(value, BaseModel):
+                grouped[section] = value.model_dump()
+            elif isinstance(value, Mapping):
+                grouped[section] = dict(value)
+            elif value is not None:  # data="x.csv", model="seed", registry="/srv/registry"
+                legacy[section] = value
+        for section, values in nest(cls, legacy).items():
+            grouped.setdefault(section, {}).update(values)
+        index = flat_index(cls)
+        notes = [
+            f"flat parameter '{key}' is now '{'.'.join(index[key])}'" for key in sorted(legacy)
+        ]
+        return cls.model_validate(grouped), notes
+
+    def gate_options(self) -> dict[str, Any]:
+        """The correlation gate's options."""
+        return {**self.gate.model_dump(), "fit_intercept": not self.model.no_intercept}
+
+    def training_options(self, dtype: str) -> dict[str, Any]:
+        """The trainer's options on top of the preset, at the chosen precision."""
+        t = self.training
+        return {
+            "optimizer": t.optimizer,
+            "lr": t.lr,
+            "epochs": t.epochs,
+            "fit_intercept": not self.model.no_intercept,
+            "seed": t.seed,
+            "dtype": dtype,
+        }
+
+    @property
+    def model_name(self) -> str:
+        """The model's name: as given, else the data file's name without its extension."""
+        return self.model.name or default_model_name(self.data.path)
 
     def flat(self) -> dict[str, Any]:
         """Every setting by its flat name (`data` is the path, `model` the model name)."""
@@ -127,7 +189,7 @@ class TrainParams(_Params):
                 yield section, name, getattr(group, name)
 
 
-class ScoreParams(_Params):
+class ScoreParams(ParamsModel):
     """Every option of a scoring run."""
 
     data: str = Field(
@@ -145,6 +207,13 @@ class ScoreParams(_Params):
     )
 
 
+def default_model_name(data: str) -> str:
+    """The data file's name without its extension (URLs too), made a valid model name."""
+    stem = PurePosixPath(data.split("?", 1)[0].rstrip("/")).stem or "model"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")[:100] or "model"
+    return name if re.match(MODEL_NAME_PATTERN, name) else "model"
+
+
 # The flat names that differ from the field's own name: the CLI's and the old flow's.
 _FLAT_NAMES = {("data", "path"): "data", ("model", "name"): "model"}
 
@@ -153,17 +222,18 @@ def flat_name(section: str, name: str) -> str:
     return _FLAT_NAMES.get((section, name), name)
 
 
-def sections(params: type[TrainParams]) -> dict[str, type[_Params]]:
-    """Each section's name and model, in form order."""
-    out: dict[str, type[_Params]] = {}
+def sections(params: type[ParamsModel]) -> dict[str, type[ParamsModel]]:
+    """Each section's name and model, in form order; a model without sections is one, ''."""
+    out: dict[str, type[ParamsModel]] = {}
     for section, info in params.model_fields.items():
         annotation = info.annotation
-        assert isinstance(annotation, type) and issubclass(annotation, _Params)
+        if not (isinstance(annotation, type) and issubclass(annotation, ParamsModel)):
+            return {"": params}
         out[section] = annotation
     return out
 
 
-def flat_index(params: type[TrainParams] = TrainParams) -> dict[str, tuple[str, str]]:
+def flat_index(params: type[ParamsModel] = TrainParams) -> dict[str, tuple[str, str]]:
     """Flat name -> (section, field) for every field."""
     return {
         flat_name(section, name): (section, name)
@@ -172,7 +242,7 @@ def flat_index(params: type[TrainParams] = TrainParams) -> dict[str, tuple[str, 
     }
 
 
-def nest(params: type[TrainParams], flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def nest(params: type[ParamsModel], flat: Mapping[str, Any]) -> dict[str, Any]:
     """Flat settings grouped into sections; an unknown name is a pydantic validation error."""
     index = flat_index(params)
     nested: dict[str, dict[str, Any]] = {}
@@ -191,4 +261,34 @@ def nest(params: type[TrainParams], flat: Mapping[str, Any]) -> dict[str, dict[s
                 for key in sorted(unknown)
             ],
         )
-    return nested
+    return nested.get("", nested)  # a model without sections takes the settings as they are
+
+
+def parameter_error(err: ValidationError, label: Callable[[tuple[Any, ...]], str]) -> UsageError:
+    """One usage error (exit 2) naming every bad setting by `label(loc)`: a flag or a field."""
+    lines = []
+    check = "usage"
+    for detail in err.errors():
+        loc = tuple(detail["loc"])
+        if detail["type"] == "string_pattern_mismatch" and loc[-1:] == ("name",):
+            check = "model_name"
+            message = (
+                "must be letters, digits, '.', '_' or '-' (at most 100, not starting with '.')"
+            )
+        elif detail["type"] == "extra_forbidden":
+            message = "unknown setting"
+        else:
+            message = str(detail["msg"])[:1].lower() + str(detail["msg"])[1:]
+        got = "" if detail["type"] == "missing" else f" (got {_short(detail.get('input'))})"
+        lines.append(f"{label(loc)}: {message}{got}")
+    return UsageError("invalid settings: " + "; ".join(lines), check=check)
+
+
+def field_label(loc: tuple[Any, ...]) -> str:
+    """`training.lr` for a nested field."""
+    return ".".join(str(part) for part in loc)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

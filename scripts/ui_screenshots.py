@@ -213,16 +213,14 @@ def run_deployments(server: LocalServer, work: Path) -> dict[str, Any]:
 
     with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as c:
         nightly = c.read_deployment_by_name("train/nightly")
-        accepts_registry = "registry" in (nightly.parameter_openapi_schema or {}).get(
-            "properties", {}
-        )
-        extra = {"registry": str(registry)} if accepts_registry else {}
+        outputs_to = {"registry": {"out": str(out), "registry": str(registry)}}
+        gated = {"data": {"path": str(noise), "target": "y"}, "model": {"name": GATED_MODEL}}
         runs = {}
         # One run at a time: the second seed run is then a challenger to the first's champion.
         for label, params in [
-            ("first", {"out": str(out), **extra}),
-            ("second", {"out": str(out), "seed": 1, **extra}),
-            ("gated", {"data": str(noise), "model": GATED_MODEL, "out": str(out), **extra}),
+            ("first", outputs_to),
+            ("second", {**outputs_to, "training": {"seed": 1}}),
+            ("gated", {**gated, **outputs_to}),
         ]:
             run = c.create_flow_run_from_deployment(
                 nightly.id, parameters=params, work_queue_name=QUEUE

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
+from regflow.schemas.frames import SplitPlan
 from regflow.schemas.results import Evaluation, Split, SplitMetrics, TrainResult
 from regflow.stats.fit_summary import reference_fit
 from regflow.stats.linear_predictions import linear_predictions
@@ -16,26 +15,6 @@ MIN_ROWS_FOR_HOLDOUT = 30
 # Below ~8 trustworthy digits in float64 the reference itself is not a reference.
 TRUSTED_CONDITION = 1e8
 EXACT_FIT = 1e-24  # optimum MSE relative to mean(y^2) below which the fit is exact
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    """Which rows train and which are held out; no holdout means all rows do both."""
-
-    n_rows: int
-    train_rows: np.ndarray | None  # None: every row
-    holdout_rows: np.ndarray | None
-    note: str
-
-    @property
-    def fit_split(self) -> Split:
-        return "all" if self.holdout_rows is None else "train"
-
-    def labels(self) -> np.ndarray:
-        labels = np.full(self.n_rows, "all" if self.holdout_rows is None else "train", dtype=object)
-        if self.holdout_rows is not None:
-            labels[self.holdout_rows] = "holdout"
-        return labels
 
 
 def make_split(n_rows: int, holdout: float, seed: int) -> SplitPlan:
@@ -133,17 +112,17 @@ def split_metrics(split: Split, y: np.ndarray, predicted: np.ndarray) -> SplitMe
     return _metrics(split, y, predicted, None)
 
 
-def _split_column(plan: SplitPlan) -> pd.Categorical:
+def _split_column(plan: SplitPlan) -> pd.Categorical[str]:
     """plan.labels() as a categorical: one byte a row, built by index.
 
     A column of 10M strings took 0.6 s to build and made the Parquet file slower to write.
     The categories are sorted, so grouping by split keeps the alphabetical order of strings.
     """
     if plan.holdout_rows is None:
-        return pd.Categorical.from_codes(np.zeros(plan.n_rows, dtype=np.int8), ["all"])
+        return pd.Categorical.from_codes(np.zeros(plan.n_rows, dtype=np.int8), pd.Index(["all"]))
     codes = np.ones(plan.n_rows, dtype=np.int8)  # "train"
     codes[plan.holdout_rows] = 0
-    return pd.Categorical.from_codes(codes, ["holdout", "train"])
+    return pd.Categorical.from_codes(codes, pd.Index(["holdout", "train"]))
 
 
 def evaluate_model(
@@ -151,13 +130,10 @@ def evaluate_model(
 ) -> tuple[Evaluation, pd.DataFrame]:
     y = frame[target].to_numpy(dtype=np.float64)
     predicted = predict(frame, trained.coefficients, trained.intercept)
-    groups: dict[str, np.ndarray | None] = {"all": None}
+    groups: dict[Split, np.ndarray | None] = {"all": None}
     if plan.holdout_rows is not None:
         groups = {"train": plan.train_rows, "holdout": plan.holdout_rows, "all": None}
-    metrics = {
-        name: _metrics(name, y, predicted, rows)  # type: ignore[arg-type]
-        for name, rows in groups.items()
-    }
+    metrics = {name: _metrics(name, y, predicted, rows) for name, rows in groups.items()}
     fit_rows = plan.train_rows
     # Streaming on long well-conditioned data (no copy of the feature matrix), exact QR else.
     reference = reference_fit(

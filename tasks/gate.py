@@ -21,6 +21,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.exceptions import MissingContextError
 
+from regflow.schemas.params import DEFAULT_ALPHA, DEFAULT_MIN_ABS_R
 from regflow.schemas.results import FeatureCorrelation, GateReport, GateWarning
 from regflow.stats.distributions import f_sf, r_two_sided_p
 from regflow.stats.fit_summary import FitSummary, summarise_fit
@@ -248,8 +249,8 @@ def correlation_gate(
     features: list[str],
     target: str,
     *,
-    min_abs_r: float = 0.5,
-    alpha: float = 0.05,
+    min_abs_r: float = DEFAULT_MIN_ABS_R,
+    alpha: float = DEFAULT_ALPHA,
     fit_intercept: bool = True,
 ) -> GateReport:
     """Decide whether the features relate strongly enough to the target to train a model."""
@@ -416,8 +417,8 @@ def gate_task(
     features: list[str],
     target: str,
     *,
-    min_abs_r: float = 0.5,
-    alpha: float = 0.05,
+    min_abs_r: float = DEFAULT_MIN_ABS_R,
+    alpha: float = DEFAULT_ALPHA,
     fit_intercept: bool = True,
 ) -> GateReport:
     """Prefect task around correlation_gate (pure, so no retries)."""

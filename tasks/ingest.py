@@ -8,7 +8,6 @@ import io
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,20 +19,12 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from regflow.io.csv_pieces import read_csv_in_pieces
+from regflow.schemas.frames import LoadedData
 from regflow.tasks.outcomes import pipeline_task
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CHUNK = 8 << 20
 PARSE_BY_PATH_MAX_BYTES = 256 << 20
-
-
-@dataclass(frozen=True)
-class LoadedData:
-    frame: pd.DataFrame
-    source: str
-    format: str
-    sha256: str
-    n_bytes: int
 
 
 def is_remote(source: str) -> bool:
@@ -186,8 +177,9 @@ def _read_local(source: str) -> LoadedData:
 def _http_status(err: BaseException) -> int | None:
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(getattr(seen, "status", None), int):
-            return int(seen.status)  # type: ignore[attr-defined]
+        status = getattr(seen, "status", None)
+        if isinstance(status, int):
+            return int(status)
         seen = seen.__cause__
     return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import Task, task
 from prefect.cache_policies import NONE
@@ -57,19 +57,19 @@ class StepFailed(Exception):
         self.error = error
 
 
-def unwrap(state: State) -> Any:
+def unwrap(state: State[R]) -> R:
     """The task's value, or StepFailed carrying the RegflowError that stopped it."""
     value = state.result(raise_on_failure=False)
     if state.is_failed():
         if isinstance(value, RegflowError):
             raise StepFailed(value)
         state.result()  # re-raise an unexpected failure as it was
-    return value
+    return cast(R, value)
 
 
 def pipeline_task(
     fn: Callable[P, R], *, name: str, retries: int = 0, delays: list[float] | None = None
-) -> Task[P, R | State]:
+) -> Task[P, R]:
     """A regflow step: expected failures become named states; I/O steps retry faults.
 
     No caching or result persistence: steps pass DataFrames of millions of rows, which
@@ -82,4 +82,6 @@ def pipeline_task(
             retry_delay_seconds=delays or [1, 4][:retries],
             retry_condition_fn=retry_unless_expected,
         )
-    return task(expected_failures_as_state(fn), **options)
+    # Typed as returning R: an expected failure's Failed state is the task run's final state,
+    # which `unwrap` (or Prefect, for a direct call) turns back into the error.
+    return cast("Task[P, R]", task(expected_failures_as_state(fn), **options))

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from regflow import plots
 from regflow.io.model_files import LinearWeights, save_weights
 from regflow.runtime.faults import kill_point
+from regflow.schemas.frames import ValidatedData
 from regflow.schemas.model_card import (
     CARD_FILE,
     PREDICTIONS_FILE,
@@ -32,7 +33,6 @@ from regflow.schemas.model_card import (
 )
 from regflow.schemas.results import Evaluation, GateReport, PublishedRun, TrainResult
 from regflow.tasks.outcomes import pipeline_task
-from regflow.tasks.validate import ValidatedData
 
 QUARANTINE_FILE = "quarantine.csv"
 LIBRARIES = ("regflow", "torch", "prefect", "pandas", "pandera", "numpy", "safetensors")

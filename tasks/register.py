@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from regflow.registry import (
     AliasConflict,
     ModelVersion,
-    PromotionDecision,
     Registry,
     decide_promotion,
 )
+from regflow.schemas.promotion import PromotionResult
 from regflow.tasks.evaluate import split_metrics
 from regflow.tasks.outcomes import pipeline_task
 
 CHAMPION = "champion"
 CAS_ATTEMPTS = 3  # another run may move the champion between our read and our write
-
-
-class PromotionResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    decision: PromotionDecision
-    promoted: bool
-    champion_before: int | None
-    champion_after: int | None
-    evaluated_on: str
 
 
 def registry_location(registry: str | None) -> str:
@@ -121,31 +110,6 @@ def champion_challenger(
         raise AliasConflict(
             challenger.name, CHAMPION, current, reg.get_alias(challenger.name, CHAMPION)
         )
-
-
-def promotion_markdown(result: PromotionResult, ref: str) -> str:
-    d = result.decision
-    verdict = "Promoted to champion" if result.promoted else "Not promoted"
-    before = result.champion_before or "none"
-    after = result.champion_after or "none"
-    lines = [
-        "## Registry and promotion",
-        f"Registered as `{ref}`. **{verdict}** ({d.rule}): {d.reason}.",
-        "",
-        f"Compared on the {result.evaluated_on} rows of this run's data. "
-        f"Champion before: {before}; after: {after}.",
-        "",
-        "| | version | MSE | R² |",
-        "|---|---|---|---|",
-        f"| challenger | {d.challenger_version} | {d.challenger_metrics['mse']:.6g} | "
-        f"{d.challenger_metrics['r2']:.6g} |",
-    ]
-    if d.champion_metrics:
-        lines.append(
-            f"| champion | {d.champion_version} | {d.champion_metrics['mse']:.6g} | "
-            f"{d.champion_metrics['r2']:.6g} |"
-        )
-    return "\n".join(lines)
 
 
 # Registration is not idempotent (each call allocates a version): no retries.

@@ -14,9 +14,12 @@ import base64
 import re
 
 import pandas as pd
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from regflow.schemas.results import Evaluation, GateReport, TrainResult
+from regflow.schemas.frames import ValidatedData
+from regflow.schemas.promotion import PromotionResult
+from regflow.schemas.results import Evaluation, GateReport, QuarantineSummary, TrainResult
 from regflow.tasks.outcomes import pipeline_task
 
 PREVIEW_ROWS = 10
@@ -97,8 +100,16 @@ def report_markdown(
         "| row | true | predicted | residual | split |",
         "|---|---|---|---|---|",
         *(
-            f"| {i + 1} | {_fmt(r.true)} | {_fmt(r.predicted)} | {_fmt(r.residual)} | {r.split} |"
-            for i, r in enumerate(preview.itertuples(index=False))
+            f"| {i + 1} | {_fmt(true)} | {_fmt(predicted)} | {_fmt(residual)} | {split} |"
+            for i, (true, predicted, residual, split) in enumerate(
+                zip(
+                    preview["true"],
+                    preview["predicted"],
+                    preview["residual"],
+                    preview["split"],
+                    strict=True,
+                )
+            )
         ),
     ]
     coefficients = ", ".join(f"{k} = {_fmt(v)}" for k, v in list(trained.coefficients.items())[:20])
@@ -155,8 +166,21 @@ def publish_report(
     evaluation: Evaluation,
     predictions: pd.DataFrame,
     images: dict[str, bytes],
-    extra_sections: list[str] | None = None,
+    promotion: PromotionResult,
+    version_ref: str,
+    quarantine: QuarantineSummary | None = None,
 ) -> None:
+    """The `<model>-metrics` table and the `<model>-report` markdown artifacts."""
+    get_run_logger().info(
+        "registered %s; %s: %s",
+        version_ref,
+        "promoted to champion" if promotion.promoted else "not promoted",
+        promotion.decision.reason,
+    )
+    extra_sections = [
+        promotion_markdown(promotion, version_ref),
+        *([quarantine_markdown(quarantine)] if quarantine is not None else []),
+    ]
     create_table_artifact(
         key=artifact_key(model, "metrics"),
         table=metrics_rows(evaluation),
@@ -177,6 +201,66 @@ def publish_gate_stop(model: str, gate: GateReport) -> None:
         markdown=f"# {model}: stopped by the correlation gate\n\n"
         "Nothing was trained or published.\n\n" + gate_markdown(gate),
         description=f"{model}: the correlation gate stopped the run",
+    )
+
+
+def promotion_markdown(result: PromotionResult, ref: str) -> str:
+    d = result.decision
+    verdict = "Promoted to champion" if result.promoted else "Not promoted"
+    before = result.champion_before or "none"
+    after = result.champion_after or "none"
+    lines = [
+        "## Registry and promotion",
+        f"Registered as `{ref}`. **{verdict}** ({d.rule}): {d.reason}.",
+        "",
+        f"Compared on the {result.evaluated_on} rows of this run's data. "
+        f"Champion before: {before}; after: {after}.",
+        "",
+        "| | version | MSE | R² |",
+        "|---|---|---|---|",
+        f"| challenger | {d.challenger_version} | {d.challenger_metrics['mse']:.6g} | "
+        f"{d.challenger_metrics['r2']:.6g} |",
+    ]
+    if d.champion_metrics:
+        lines.append(
+            f"| champion | {d.champion_version} | {d.champion_metrics['mse']:.6g} | "
+            f"{d.champion_metrics['r2']:.6g} |"
+        )
+    return "\n".join(lines)
+
+
+def quarantine_markdown(summary: QuarantineSummary) -> str:
+    lines = [
+        "## Quarantined rows",
+        f"{summary.rows_rejected} of {summary.rows_read} rows ({summary.fraction:.2%}) failed a "
+        f"row check and were set aside (at most {summary.max_invalid_fraction:.2%} allowed); "
+        f"the model was trained and evaluated on the other {summary.rows_used}. Each one is "
+        "listed with the check it failed in `quarantine.csv` in the run folder.",
+    ]
+    if summary.by_check:
+        lines += ["", "| check | rows |", "|---|---|"]
+        lines += [f"| {check} | {n} |" for check, n in summary.by_check.items()]
+    return "\n".join(lines)
+
+
+def log_data_summary(valid: ValidatedData, quarantine: QuarantineSummary | None) -> None:
+    """One log line for the data the run will use, and one for any rows set aside."""
+    logger = get_run_logger()
+    if quarantine is not None and quarantine.rows_rejected:
+        logger.warning(
+            "quarantined %d of %d rows (%s); training on the other %d",
+            quarantine.rows_rejected,
+            quarantine.rows_read,
+            ", ".join(f"{check}: {n}" for check, n in quarantine.by_check.items()),
+            quarantine.rows_used,
+        )
+    shown = ", ".join(valid.features[:10]) + (" ..." if len(valid.features) > 10 else "")
+    logger.info(
+        "%s: %d rows, features %s, target '%s'",
+        valid.source,
+        len(valid.frame),
+        shown,
+        valid.target,
     )
 
 

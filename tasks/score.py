@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.registry import Predictor, Registry, parse_ref
@@ -22,31 +21,6 @@ REF_COLUMN = "model_ref"
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 DEFAULT_OUTPUT_DIR = Path("artifacts") / "scores"
 ARTIFACT_ROWS = 100
-
-
-class ScoredModel(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    name: str
-    version: int
-    ref: str = Field(description="the exact version, name:version")
-    requested: str = Field(description="the reference as given, e.g. name@champion")
-
-
-class ScoreResult(BaseModel):
-    """What one scoring run did; the CLI prints it with --json."""
-
-    model_config = ConfigDict(frozen=True)
-    model: ScoredModel
-    data: str
-    data_sha256: str
-    rows: int
-    out: str
-    format: Literal["csv", "parquet"]
-    artifact_key: str
-    ignored_columns: list[str]
-    prediction_mean: float | None
-    prediction_min: float | None
-    prediction_max: float | None
 
 
 def default_model_ref(data: str) -> str:

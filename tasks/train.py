@@ -8,7 +8,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
+from uuid import UUID
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,11 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from regflow.errors import TrainingDivergedError, UsageError
 from regflow.runtime.cores import usable_cores
+from regflow.schemas.params import OptimizerName as Optimizer
+from regflow.schemas.params import Preset
 from regflow.schemas.results import Standardization, TrainResult
 from regflow.tasks.outcomes import pipeline_task
 
-Optimizer = Literal["sgd", "adam", "lbfgs"]
-DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["float32", "float64"]
 ProgressFn = Callable[[int, int, float], None]
 
@@ -62,7 +63,7 @@ PRESETS: dict[str, TrainConfig] = {
 
 
 def resolve_config(
-    preset: str = "default",
+    preset: Preset = "default",
     *,
     optimizer: Optimizer | None = None,
     lr: float | None = None,
@@ -388,7 +389,9 @@ def fit_linear(
             # improvement its step promises) is below this: such an epoch would count as
             # stalled anyway, and at float32's noise floor the search costs ~6 passes.
             optimizer.param_groups[0]["tolerance_change"] = config.tol * best
-        loss = float(optimizer.step(closure).detach())  # the loss before this epoch's update
+        # torch's stubs type step(closure) as float; it returns the closure's tensor.
+        stepped = cast(torch.Tensor, optimizer.step(closure))  # type: ignore[arg-type]
+        loss = float(stepped.detach())  # the loss before this epoch's update
         if not math.isfinite(loss):
             raise _diverged(epoch, loss, config)
         losses.append(loss)
@@ -458,8 +461,12 @@ def _train_with_progress(
 ) -> TrainResult:
     logger = get_run_logger()
     device = select_device(device_name)
-    artifact_id = create_progress_artifact(
-        progress=0.0, description=f"Training {model_name} on {device} ({config.optimizer})"
+    # Called from a sync task, Prefect's sync_compatible functions return the value itself.
+    artifact_id = cast(
+        UUID,
+        create_progress_artifact(
+            progress=0.0, description=f"Training {model_name} on {device} ({config.optimizer})"
+        ),
     )
 
     def report(epoch: int, epochs: int, loss: float) -> None:

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.schemas.dataset import screen_frame, validate_frame
-from regflow.tasks.ingest import LoadedData
+from regflow.schemas.frames import LoadedData, ValidatedData
+from regflow.schemas.params import OnInvalid
+from regflow.schemas.results import QuarantineSummary
 from regflow.tasks.outcomes import pipeline_task
 
-OnInvalid = Literal["fail", "quarantine"]
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 SNIFF_ROWS = 1000
-
-
-@dataclass(frozen=True)
-class ValidatedData:
-    frame: pd.DataFrame  # the chosen columns, float64, features then target
-    features: list[str]
-    target: str
-    source: str
-    sha256: str
-    format: str
-    ignored_columns: list[str]
-    rows_read: int = 0  # rows in the file, before any quarantine
-    # on_invalid="quarantine": every rejected row (row, column, check, value), maybe none;
-    # None when invalid rows fail the run instead.
-    rejected: pd.DataFrame | None = None
-
-    @property
-    def rows_rejected(self) -> int:
-        return 0 if self.rejected is None else int(self.rejected["row"].nunique())
 
 
 def _mostly_numeric(column: pd.Series) -> bool:
@@ -154,6 +133,24 @@ def validate_dataset(
         ignored_columns=ignored,
         rows_read=len(data.frame),
         rejected=rejected,
+    )
+
+
+def quarantine_summary(
+    valid: ValidatedData, max_invalid_fraction: float
+) -> QuarantineSummary | None:
+    """Counts of the rows quarantine set aside; None when invalid rows fail the run."""
+    if valid.rejected is None:
+        return None
+    # A row failing two checks counts under both (so by_check may sum past rows_rejected).
+    per_check = valid.rejected.drop_duplicates(["row", "check"])
+    return QuarantineSummary(
+        rows_read=valid.rows_read,
+        rows_rejected=valid.rows_rejected,
+        rows_used=len(valid.frame),
+        fraction=valid.rows_rejected / valid.rows_read if valid.rows_read else 0.0,
+        max_invalid_fraction=max_invalid_fraction,
+        by_check={str(k): int(v) for k, v in per_check["check"].value_counts().items()},
     )
 
 

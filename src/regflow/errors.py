@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class InvalidInputError(RegflowError):
         super().__init__("\n".join(lines))
 
     @classmethod
-    def single(cls, source: str | None, check: str, message: str, column: str | None = None):
+    def single(
+        cls, source: str | None, check: str, message: str, column: str | None = None
+    ) -> Self:
         return cls(source, [Problem(check=check, message=message, file=source, column=column)])
 
     def to_dict(self) -> dict[str, object]:

@@ -13,7 +13,7 @@ from run_checks import registered_versions, run_folders
 from regflow.errors import InvalidInputError
 from regflow.flows.training import train
 from regflow.registry import Registry
-from regflow.tasks.ingest import LoadedData
+from regflow.schemas.frames import LoadedData
 from regflow.tasks.validate import validate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -11,14 +11,38 @@ import pytest
 
 from regflow.errors import GateStoppedError, InvalidInputError
 from regflow.flows.training import train
+from regflow.schemas.params import TrainParams
 from regflow.schemas.results import TrainOutcome
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def _run(data: Path | str, out: Path, **params: object):  # type: ignore[no-untyped-def]
-    state = train(data=str(data), out=str(out), return_state=True, **params)
+def _run(data: Path | str, out: Path, **flat: object):  # type: ignore[no-untyped-def]
+    # The flow takes grouped sections, as a deployment or the UI's form passes them.
+    params = TrainParams.from_flat({"data": str(data), "out": str(out), **flat})
+    state = train(**dict(params), return_state=True)
     return state, state.result(raise_on_failure=False)
+
+
+def test_flat_parameters_of_older_deployments_still_train(seed_csv: Path, tmp_path: Path) -> None:
+    state = train(
+        data=str(seed_csv), target="y", features=["x"], model="flat", out=str(tmp_path),
+        return_state=True,
+    )  # fmt: skip
+    assert state.is_completed(), state.message
+    outcome = state.result()
+    assert outcome.model == "flat" and outcome.features == ["x"]
+
+
+def test_grouped_parameters_are_validated_in_the_flow(seed_csv: Path, tmp_path: Path) -> None:
+    state = train(
+        data={"path": str(seed_csv), "target": "y"},
+        training={"lr": -1.0},
+        registry={"out": str(tmp_path)},
+        return_state=True,
+    )
+    assert state.is_failed() and state.name == "InvalidInput"
+    assert "training.lr" in str(state.message)
 
 
 def test_seed_default_preset_publishes_everything(seed_csv: Path, tmp_path: Path) -> None:

@@ -134,10 +134,10 @@ def executed(
     pd.DataFrame({"x": rng.normal(size=40), "y": rng.normal(size=40)}).to_csv(noise, index=False)
     started = now("UTC")
 
-    schema = deployed["nightly"].parameter_openapi_schema or {}
-    # The registry is a flow parameter once the flow takes one; the worker's
-    # REGFLOW_REGISTRY points at the same folder either way.
-    extra = {"registry": str(registry)} if "registry" in schema.get("properties", {}) else {}
+    # Parameters are grouped (TrainParams); a run's section replaces the deployment's whole
+    # section, so each names every field it needs. The worker's REGFLOW_REGISTRY points at
+    # the same registry.
+    outputs_to = {"registry": {"out": str(out), "registry": str(registry)}}
     nightly = deployed["nightly"].id
     outputs = []
 
@@ -146,7 +146,7 @@ def executed(
         # second run submitted alongside would be held back (and a --run-once worker gives
         # up on it).
         run = client.create_flow_run_from_deployment(
-            nightly, parameters={**parameters, **extra}, work_queue_name=QUEUE
+            nightly, parameters={**parameters, **outputs_to}, work_queue_name=QUEUE
         )
         # With a limit, a --run-once worker waits for its run before it exits.
         command = [PREFECT, "worker", "start", "--pool", POOL, "--work-queue", QUEUE]
@@ -169,8 +169,8 @@ def executed(
 
         return wait_for(f"run {run.name} to finish", final, 60, output[-6000:])
 
-    trained = execute({"out": str(out)})  # data/target/features/model from prefect.yaml
-    gated = execute({"data": str(noise), "model": GATED_MODEL, "out": str(out)})
+    trained = execute({})  # data and model from prefect.yaml
+    gated = execute({"data": {"path": str(noise), "target": "y"}, "model": {"name": GATED_MODEL}})
     return Executed(
         trained=trained,
         gated=gated,
@@ -214,7 +214,7 @@ def test_deployments_come_from_prefect_yaml(deployed: dict[str, Deployment]) -> 
             (c["cron"], c["timezone"]) for c in spec.schedules
         ]
         assert all(s.active for s in deployment.schedules)
-    assert deployed["nightly"].parameters["features"] == ["x"]
+    assert deployed["nightly"].parameters["data"]["features"] == ["x"]
 
 
 def test_promotion_trigger_is_an_automation(

@@ -12,7 +12,7 @@ import typer
 from runfolder import sample_frame
 from typer.testing import CliRunner
 
-from regflow.cli.models import predict_command
+from regflow.cli.predict import predict_command
 from regflow.errors import InvalidInputError
 from regflow.flows.scoring import score
 from regflow.registry import NotFoundError, Registry

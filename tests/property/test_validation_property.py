@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from regflow.errors import InvalidInputError
 from regflow.schemas.dataset import FLOAT32_MAX
-from regflow.tasks.ingest import LoadedData
+from regflow.schemas.frames import LoadedData
 from regflow.tasks.validate import validate_dataset
 
 SOURCE = "prop.csv"

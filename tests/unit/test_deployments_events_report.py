@@ -50,16 +50,18 @@ def test_prefect_yaml_declares_the_two_scheduled_deployments() -> None:
     assert specs["hourly"].entrypoint == "flows/scoring.py:score"
     for spec in specs.values():
         assert (REPO / spec.flow_file).is_file()
-        assert (REPO / spec.parameters["data"]).is_file()  # relative to the checkout
+        data = spec.parameters["data"]
+        assert (REPO / (data["path"] if isinstance(data, dict) else data)).is_file()
         assert [s["timezone"] for s in spec.schedules] == ["UTC"]
-    assert set(specs["nightly"].parameters) == {"data", "target", "features", "model"}
+    assert set(specs["nightly"].parameters) == {"data", "model"}
 
 
 @pytest.mark.parametrize("name", ["nightly", "hourly"])
 def test_runner_deployments_match_the_flows(name: str) -> None:
     spec = next(s for s in load_specs() if s.name == name)
     deployment = to_runner_deployment(spec)
-    assert deployment.entrypoint == spec.entrypoint
+    # Served from the installed package: a module path, not the yaml's file path.
+    assert deployment.entrypoint == spec.module_entrypoint
     # Every parameter the yaml sets is one the flow takes.
     assert set(spec.parameters) <= set(deployment._parameter_openapi_schema.properties)
     assert [d.schedule.cron for d in deployment.schedules] == [s["cron"] for s in spec.schedules]
@@ -90,7 +92,7 @@ def test_serve_dry_run_lists_and_rejects_unknown_names() -> None:
     runner = CliRunner()
     listed = runner.invoke(app, ["--dry-run"])
     assert listed.exit_code == 0, listed.output
-    assert "flows/training.py:train as 'nightly': cron '0 2 * * *' UTC" in listed.output
+    assert "regflow.flows.training.train as 'nightly': cron '0 2 * * *' UTC" in listed.output
     assert "on regflow.model.promoted" in listed.output
     only = runner.invoke(app, ["--dry-run", "--only", "hourly"])
     assert "nightly" not in only.output

@@ -1,4 +1,4 @@
-"""`regflow models ...` (the registry) and `regflow predict` (batch scoring).
+"""`regflow models ...` (the registry).
 
 Every command takes `--registry URI` (a folder, or a database URL; default $REGFLOW_REGISTRY
 or artifacts/registry) and `--json` (the last stdout line is one JSON object). Expected
@@ -9,9 +9,6 @@ reference, 1 anything else (integrity problems, alias conflicts, refused deletes
 from __future__ import annotations
 
 import json
-import math
-import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -20,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from regflow.errors import RegflowError
+from regflow.cli.output import emit_json, expected_failures, finite
 
 models_app = typer.Typer(
     name="models",
@@ -51,51 +48,19 @@ class ExportFormat(StrEnum):
     joblib = "joblib"
 
 
-def _finite(value: Any) -> Any:
-    # JSON has no NaN/Infinity: a metric that is not finite prints as null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    """A command's result: one JSON object with --json, else `human()` prints it."""
     if as_json:
-        payload = {"status": "ok", **payload}
-        typer.echo(json.dumps(_finite(payload), default=str, allow_nan=False))
+        emit_json({"status": "ok", **payload})
     else:
         human()
-
-
-def _fail(error: RegflowError, as_json: bool, extra: dict[str, Any] | None = None) -> typer.Exit:
-    # One line on stderr (InvalidInputError adds its problem list below it), no traceback;
-    # the same shape as `regflow train`'s failures.
-    typer.echo(f"regflow: {error}", err=True)
-    if as_json:
-        payload = {"status": error.status, **(extra or {}), **error.to_dict()}
-        typer.echo(json.dumps(_finite(payload), default=str, allow_nan=False))
-    return typer.Exit(error.exit_code)
-
-
-@contextmanager
-def _expected_failures(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except RegflowError as error:
-        raise _fail(error, as_json) from None
-    except OSError as error:  # unreadable registry folder, disk full, permissions
-        message = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
-        raise _fail(RegflowError(message), as_json) from None
 
 
 @contextmanager
 def _registry(uri: str | None, as_json: bool) -> Iterator[Any]:
     from regflow.registry import Registry
 
-    with _expected_failures(as_json):
+    with expected_failures(as_json):
         reg = Registry.open(uri, create=False)
         try:
             yield reg
@@ -155,7 +120,7 @@ def list_command(
                         f"{v.ref}\t{v.created_at}\t{_metric_text(v.metrics)}\t{aliases}".rstrip()
                     )
 
-        _emit(payload, as_json, human)
+        emit(payload, as_json, human)
 
 
 @models_app.command("show")
@@ -187,7 +152,7 @@ def show_command(
             typer.echo(f"  files:     {reg.store.location}/{mv.files}")
             typer.echo(f"  manifest:  sha256 {mv.manifest_sha256}")
 
-        _emit(payload, as_json, human)
+        emit(payload, as_json, human)
 
 
 @models_app.command("history")
@@ -211,7 +176,7 @@ def history_command(
                     f"{e.to_version or '-'}  by {e.actor}: {e.reason or ''}".rstrip()
                 )
 
-        _emit(payload, as_json, human)
+        emit(payload, as_json, human)
 
 
 @models_app.command("promote")
@@ -227,7 +192,7 @@ def promote_command(
     with _registry(registry, as_json) as reg:
         event = reg.promote(ref, alias, reason=reason, actor=actor)
         payload = {"event": event.model_dump(mode="json")}
-        _emit(
+        emit(
             payload,
             as_json,
             lambda: typer.echo(
@@ -249,7 +214,7 @@ def rollback_command(
     with _registry(registry, as_json) as reg:
         event = reg.rollback(name, alias, actor=actor, reason=reason)
         payload = {"event": event.model_dump(mode="json")}
-        _emit(
+        emit(
             payload,
             as_json,
             lambda: typer.echo(
@@ -280,7 +245,7 @@ def verify_command(
         # Not versions and invisible to readers: worth cleaning, not a failure.
         typer.echo(f"note: {p.check}: {p.message}", err=True)
     if not problems:
-        _emit(
+        emit(
             payload,
             as_json,
             lambda: typer.echo(f"ok: every file matches its manifest ({ref or reg.location})"),
@@ -290,7 +255,7 @@ def verify_command(
         typer.echo(f"{p.check}: {p.message}")
     typer.echo(f"regflow: verify found {len(problems)} problem(s)", err=True)
     if as_json:
-        typer.echo(json.dumps(_finite({"status": "failed", **payload}), default=str))
+        typer.echo(json.dumps(finite({"status": "failed", **payload}), default=str))
     raise typer.Exit(1)
 
 
@@ -305,7 +270,7 @@ def delete_command(
     with _registry(registry, as_json) as reg:
         mv = reg.delete(ref, actor=actor)
         payload = {"deleted": mv.model_dump(mode="json")}
-        _emit(payload, as_json, lambda: typer.echo(f"deleted {mv.ref}"))
+        emit(payload, as_json, lambda: typer.echo(f"deleted {mv.ref}"))
 
 
 @models_app.command("gc")
@@ -317,7 +282,7 @@ def gc_command(
     with _registry(registry, as_json) as reg:
         removed = reg.gc()
         payload = {"removed": removed}
-        _emit(payload, as_json, lambda: typer.echo("\n".join(removed) or "nothing to remove"))
+        emit(payload, as_json, lambda: typer.echo("\n".join(removed) or "nothing to remove"))
 
 
 @models_app.command("export")
@@ -342,66 +307,11 @@ def export_command(
             "format": fmt.value,
             "out": str(written),
         }
-        _emit(
+        emit(
             payload,
             as_json,
             lambda: typer.echo(f"wrote {written} ({predictor.ref}, {fmt.value})"),
         )
-
-
-def predict_command(
-    data: Annotated[str, typer.Argument(help="CSV or Parquet file (path or URL) to score.")],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Model reference (name, name:version, name@alias); "
-            "default <data file name>@champion.",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        str | None,
-        typer.Option(
-            "--out",
-            help="Output .csv or .parquet (default artifacts/scores/...).",
-            show_default=False,
-        ),
-    ] = None,
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Score DATA with a registry model; exit 0 done, 2 invalid input or unknown model, 1 failed."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from regflow.runtime.startup import heavy_imports
-
-    with heavy_imports():
-        from regflow.flows.scoring import score
-        from regflow.tasks.score import output_format, resolve_request
-
-    with _expected_failures(as_json):
-        request = resolve_request(data, model)  # fail fast, before a Prefect server starts
-        if out is not None:
-            output_format(out)
-    state = score(data=data, model=request, out=out, registry=registry, return_state=True)
-    run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
-    result = state.result(raise_on_failure=False)
-    if not state.is_completed():
-        error = (
-            result
-            if isinstance(result, RegflowError)
-            else RegflowError(f"the scoring run failed: {state.message}")
-        )
-        raise _fail(error, as_json, {"flow_run_id": run_id})
-    payload = {"flow_run_id": run_id, **result.model_dump(mode="json")}
-    _emit(
-        payload,
-        as_json,
-        lambda: typer.echo(
-            f"scored {result.rows} rows with {result.model.ref} "
-            f"(requested {result.model.requested}) -> {result.out}"
-        ),
-    )
 
 
 def main() -> None:  # pragma: no cover - for `python -m regflow.cli.models`
@@ -409,4 +319,4 @@ def main() -> None:  # pragma: no cover - for `python -m regflow.cli.models`
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

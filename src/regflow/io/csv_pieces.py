@@ -135,7 +135,9 @@ def read_csv_in_pieces(path: str, *, workers: int | None = None) -> pd.DataFrame
     cuts = _offsets(path, start, size)
     output: _Output | None = None
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parsed = pool.map(lambda piece: _parse_piece(path, *piece, names), itertools.pairwise(cuts))
+        parsed = pool.map(
+            lambda piece: _parse_piece(path, piece[0], piece[1], names), itertools.pairwise(cuts)
+        )
         try:
             # In file order, as the workers finish: each piece is freed once appended.
             for frame in parsed:

@@ -27,7 +27,7 @@ class LinearWeights:
 
 
 def save_weights(weights: LinearWeights, path: Path, metadata: dict[str, str]) -> None:
-    tensors = {
+    tensors: dict[str, np.ndarray] = {
         "coef": np.ascontiguousarray(weights.coef, dtype=np.float64),
         "intercept": np.array([weights.intercept], dtype=np.float64),
         "linear.weight": np.ascontiguousarray(weights.weight_trained, dtype=np.float32),

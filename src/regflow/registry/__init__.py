@@ -3,7 +3,7 @@
 No Prefect in here: flows and tasks call it; so do the CLI and plain scripts.
 """
 
-from regflow.registry.core import UNSET, Registry
+from regflow.registry.aliases import UNSET
 from regflow.registry.errors import (
     AliasConflict,
     AliasInUseError,
@@ -13,9 +13,11 @@ from regflow.registry.errors import (
     RegistryError,
 )
 from regflow.registry.predictor import Predictor
-from regflow.registry.promotion import PromotionDecision, decide_promotion, signature_difference
+from regflow.registry.promotion import decide_promotion, signature_difference
 from regflow.registry.records import AliasEvent, ModelVersion, RegisteredModel
 from regflow.registry.references import ModelRef, parse_ref
+from regflow.registry.registry import Registry
+from regflow.schemas.promotion import PromotionDecision
 
 __all__ = [
     "UNSET",

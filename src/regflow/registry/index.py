@@ -153,7 +153,7 @@ def create_index_engine(url: str) -> Engine:
     return engine
 
 
-class Index:
+class RegistryIndex:
     """The index database: read and write transactions plus schema creation."""
 
     def __init__(self, url: str):

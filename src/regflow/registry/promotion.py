@@ -4,36 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from regflow.schemas.model_card import Signature
-
-Rule = Literal[
-    "no_champion",
-    "already_champion",
-    "signature_mismatch",
-    "invalid_metrics",
-    "mse_improvement",
-]
-
-
-class PromotionDecision(BaseModel):
-    """Whether the challenger becomes champion, why, and the numbers that decided it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    promote: bool
-    rule: Rule
-    reason: str
-    challenger_version: int
-    challenger_metrics: dict[str, float]
-    champion_version: int | None
-    champion_metrics: dict[str, float] | None
-    min_r2: float
-    min_improvement: float
-    mse_threshold: float | None = None  # champion mse * (1 - min_improvement) when compared
+from regflow.schemas.promotion import PromotionDecision
 
 
 def _signature(value: Signature | Mapping[str, Any]) -> Signature:

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "CurvatureTerm",
@@ -204,6 +206,14 @@ def _chunk_rows(k: int) -> int:
     return max(128, 2 * k)
 
 
+def _qr_r(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The R factor of a's QR (batched over any leading axes): numpy.linalg.qr(a, mode="r").
+
+    numpy's stubs give every mode the QRResult pair, but mode="r" returns R alone.
+    """
+    return cast("npt.NDArray[np.float64]", np.linalg.qr(a, mode="r"))
+
+
 def _stacked_r(a: np.ndarray) -> list[np.ndarray]:
     """Pieces whose stacked R equals the R of the tall matrix a (column-major, [m, k]).
 
@@ -219,13 +229,13 @@ def _stacked_r(a: np.ndarray) -> list[np.ndarray]:
         chunks = np.lib.stride_tricks.as_strided(
             a, shape=(count, chunk, k), strides=(chunk * row_stride, row_stride, col_stride)
         )
-        level = np.linalg.qr(chunks, mode="r")
+        level = _qr_r(chunks)
         group = chunk // k
         while level.shape[0] > 1:
             groups = -(-level.shape[0] // group)
             padded = np.zeros((groups * group, k, k))
             padded[: level.shape[0]] = level
-            level = np.linalg.qr(padded.reshape(groups, group * k, k), mode="r")
+            level = _qr_r(padded.reshape(groups, group * k, k))
         pieces.append(level[0])
     if m > count * chunk:
         pieces.append(a[count * chunk :])
@@ -289,7 +299,7 @@ def _qr_and_moments(
             q[:, : q_raw.shape[1]] = q_raw
         else:
             # Tall-skinny QR: this block's R pieces are stacked under the running R.
-            r = np.linalg.qr(np.vstack([r, *_stacked_r(body)]), mode="r")
+            r = _qr_r(np.vstack([r, *_stacked_r(body)]))
     # Two-pass correction: the deviations' own sums fix the first means (Chan et al.).
     moments = _Moments(
         mean=np.where(pre.constant, pre.mean1, pre.mean1 + pre.spread * (s1 / n)),

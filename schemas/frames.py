@@ -1,0 +1,66 @@
+"""Data in flight between steps: the table as read, as validated, and the train/holdout plan.
+
+These carry frames and index arrays, so they are dataclasses rather than pydantic models;
+every step imports them from here, never from another step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from regflow.schemas.results import Split
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """The table as ingest read it, with the file's SHA-256 fingerprint."""
+
+    frame: pd.DataFrame
+    source: str
+    format: str
+    sha256: str
+    n_bytes: int
+
+
+@dataclass(frozen=True)
+class ValidatedData:
+    """The chosen columns after validation (and quarantine, when asked for)."""
+
+    frame: pd.DataFrame  # the chosen columns, float64, features then target
+    features: list[str]
+    target: str
+    source: str
+    sha256: str
+    format: str
+    ignored_columns: list[str]
+    rows_read: int = 0  # rows in the file, before any quarantine
+    # on_invalid="quarantine": every rejected row (row, column, check, value), maybe none;
+    # None when invalid rows fail the run instead.
+    rejected: pd.DataFrame | None = None
+
+    @property
+    def rows_rejected(self) -> int:
+        return 0 if self.rejected is None else int(self.rejected["row"].nunique())
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which rows train and which are held out; no holdout means all rows do both."""
+
+    n_rows: int
+    train_rows: np.ndarray | None  # None: every row
+    holdout_rows: np.ndarray | None
+    note: str
+
+    @property
+    def fit_split(self) -> Split:
+        return "all" if self.holdout_rows is None else "train"
+
+    def labels(self) -> np.ndarray:
+        labels = np.full(self.n_rows, "all" if self.holdout_rows is None else "train", dtype=object)
+        if self.holdout_rows is not None:
+            labels[self.holdout_rows] = "holdout"
+        return labels

@@ -1,0 +1,75 @@
+"""What every command prints: one JSON writer, one NaN policy, one way to fail.
+
+JSON has no NaN or Infinity, so a value that is not finite prints as null everywhere (train,
+predict and every `models` command alike). An expected failure is one `regflow: ...` line on
+stderr, the error's exit code, and with --json a last stdout line with the error's fields.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from regflow.errors import RegflowError
+
+# The --json flag of commands whose other options come from a parameter model.
+JSON_OPTION = inspect.Parameter(
+    "as_json",
+    inspect.Parameter.KEYWORD_ONLY,
+    annotation=Annotated[
+        bool, typer.Option("--json", help="Print one JSON object as the last stdout line.")
+    ],
+    default=False,
+)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every float that is not finite replaced by None, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """The last line on stdout: one JSON object."""
+    sys.stdout.write(json.dumps(finite(payload), default=str, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def fail(err: RegflowError, as_json: bool, extra: dict[str, Any] | None = None) -> NoReturn:
+    """One line on stderr (InvalidInputError adds its problem list below it), no traceback."""
+    typer.echo(f"regflow: {err}", err=True)
+    if as_json:
+        emit_json({"status": err.status, **(extra or {}), **err.to_dict()})
+    raise typer.Exit(err.exit_code)
+
+
+@contextmanager
+def expected_failures(as_json: bool) -> Iterator[None]:
+    """RegflowError and OS errors (unreadable folder, disk full) end as `fail` does."""
+    try:
+        yield
+    except RegflowError as error:
+        fail(error, as_json)
+    except OSError as error:
+        message = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+        fail(RegflowError(message), as_json)
+
+
+def quiet_prefect_defaults() -> None:
+    # This machine class has no internet: don't let the temporary server try telemetry.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary server starts slowly on a busy 2-core machine; Prefect's default is short.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -1,0 +1,56 @@
+"""`regflow predict`: batch scoring with a registry model; options come from ScoreParams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from regflow.cli.models import emit
+from regflow.cli.output import JSON_OPTION, expected_failures, fail, quiet_prefect_defaults
+from regflow.cli.params import parse_model, with_model_options
+from regflow.errors import RegflowError
+from regflow.runtime.startup import heavy_imports
+from regflow.schemas.params import ScoreParams
+from regflow.schemas.scoring import ScoreResult
+
+
+@with_model_options(ScoreParams, [JSON_OPTION])
+def predict_command(as_json: bool = False, **options: Any) -> None:
+    """Score DATA with a registry model; exit 0 done, 2 invalid input or unknown model, 1 failed."""
+    quiet_prefect_defaults()
+    with expected_failures(as_json):
+        params = parse_model(ScoreParams, options)
+    with heavy_imports():
+        from regflow.flows.scoring import score
+        from regflow.tasks.score import output_format, resolve_request
+
+    with expected_failures(as_json):
+        request = resolve_request(params.data, params.model)  # fail fast, before any server
+        if params.out is not None:
+            output_format(params.out)
+    state = score(
+        data=params.data,
+        model=request,
+        out=params.out,
+        registry=params.registry,
+        return_state=True,
+    )
+    run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
+    result = state.result(raise_on_failure=False)
+    if not isinstance(result, ScoreResult):
+        error = (
+            result
+            if isinstance(result, RegflowError)
+            else RegflowError(f"the scoring run failed: {state.message}")
+        )
+        fail(error, as_json, {"flow_run_id": run_id})
+    payload = {"flow_run_id": run_id, **result.model_dump(mode="json")}
+    emit(
+        payload,
+        as_json,
+        lambda: typer.echo(
+            f"scored {result.rows} rows with {result.model.ref} "
+            f"(requested {result.model.requested}) -> {result.out}"
+        ),
+    )

@@ -1,0 +1,176 @@
+"""`regflow train`: its options come from TrainParams (one per field), then the flow runs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+
+from regflow.cli.output import (
+    JSON_OPTION,
+    emit_json,
+    expected_failures,
+    fail,
+    quiet_prefect_defaults,
+)
+from regflow.cli.params import parse_model, with_model_options
+from regflow.errors import GateStoppedError, RegflowError
+from regflow.runtime.startup import heavy_imports
+from regflow.schemas.params import TrainParams
+
+
+@with_model_options(TrainParams, [JSON_OPTION])
+def train_command(as_json: bool = False, **options: Any) -> None:
+    """Train a model on DATA and publish it; exit 0 done, 2 invalid input, 3 gated, 1 failed."""
+    quiet_prefect_defaults()
+    with expected_failures(as_json):
+        params = parse_model(TrainParams, options)
+    with heavy_imports():
+        from regflow.flows.training import train as train_flow
+        from regflow.tasks.train import select_device
+
+    with expected_failures(as_json):
+        select_device(params.training.device)  # fail fast, before a Prefect server starts
+    state = _run_flow(
+        train_flow,
+        as_json,
+        data=params.data,
+        model=params.model,
+        training=params.training,
+        gate=params.gate,
+        registry=params.registry,
+        return_state=True,
+    )
+    run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
+    value = state.result(raise_on_failure=False)
+    if state.is_completed():
+        if as_json:
+            emit_json(outcome_json(value))
+        else:
+            print_summary(value)
+        return
+    if isinstance(value, GateStoppedError):
+        fail(value, as_json, {"flow_run_id": run_id, "gate": gate_json(value.report)})
+    if isinstance(value, RegflowError):
+        fail(value, as_json, {"flow_run_id": run_id})
+    fail(RegflowError(f"the run failed: {state.message}"), as_json, {"flow_run_id": run_id})
+
+
+def _run_flow(flow: Any, as_json: bool, **parameters: Any) -> Any:
+    """Run a flow locally; a crash outside it (no server, say) is one line, exit 1."""
+    try:
+        return flow(**parameters)
+    except Exception as err:
+        if os.environ.get("REGFLOW_DEBUG"):
+            raise
+        fail(RegflowError(f"could not run the flow: {type(err).__name__}: {err}"), as_json)
+
+
+def gate_json(gate: Any) -> dict[str, Any]:
+    return {
+        "decision": gate.decision,
+        "reason": gate.reason,
+        "statistic": gate.statistic,
+        "value": gate.value,
+        "p_value": gate.p_value,
+        "features": {
+            f.feature: {"r": f.r, "p": f.p_value, "spearman": f.spearman} for f in gate.features
+        },
+        "R": gate.multiple_r,
+        "R_p_value": gate.multiple_r_p_value,
+        "condition_number": gate.condition_number,
+        "min_abs_r": gate.min_abs_r,
+        "alpha": gate.alpha,
+        "warnings": [w.model_dump() for w in gate.warnings],
+    }
+
+
+def outcome_json(outcome: Any) -> dict[str, Any]:
+    ev, tr = outcome.evaluation, outcome.training
+    metrics: dict[str, Any] = {
+        split: {"n": m.n, "mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2}
+        for split, m in ev.metrics.items()
+    }
+    metrics.update(
+        fit_split=ev.fit_split,
+        ols_mse=ev.ols_mse,
+        optimality_gap=ev.optimality_gap,
+        optimality_gap_abs=ev.optimality_gap_abs,
+    )
+    return {
+        "status": outcome.status,
+        "flow_run_id": outcome.flow_run_id,
+        "flow_run_name": outcome.flow_run_name,
+        "model": {
+            "name": outcome.model,
+            "version": outcome.model_version,
+            "reference": outcome.model_ref,
+        },
+        "registry": outcome.registry,
+        "promoted": outcome.promoted,
+        "champion_before": outcome.champion_before,
+        "champion_after": outcome.champion_after,
+        "promotion": outcome.promotion,
+        "device": tr.device,
+        "dtype": tr.dtype,
+        "optimizer": tr.optimizer,
+        "epochs_run": tr.epochs_run,
+        "stop_reason": tr.stop_reason,
+        "metrics": metrics,
+        "holdout": ev.holdout_note,
+        "gate": gate_json(outcome.gate),
+        "coefficients": {"weights": tr.coefficients, "intercept": tr.intercept},
+        "reference": {
+            "weights": ev.ols_coefficients,
+            "intercept": ev.ols_intercept,
+            "condition_number": ev.reference_condition_number,
+            "trusted": ev.reference_trusted,
+        },
+        "features": outcome.features,
+        "target": outcome.target,
+        "ignored_columns": outcome.ignored_columns,
+        "data_sha256": outcome.data_sha256,
+        "paths": outcome.paths.model_dump(),
+        "predictions": outcome.predictions_preview,
+        "quarantine": outcome.quarantine.model_dump() if outcome.quarantine else None,
+    }
+
+
+def print_summary(outcome: Any) -> None:
+    ev, tr = outcome.evaluation, outcome.training
+    coef = ", ".join(f"{k} = {v:.6g}" for k, v in list(tr.coefficients.items())[:10])
+    lines = [
+        f"model '{outcome.model}' trained on {tr.device} ({tr.optimizer}, {tr.dtype}, "
+        f"{tr.epochs_run} epochs: {tr.stop_reason})",
+        f"  coefficients: {coef}{' ...' if len(tr.coefficients) > 10 else ''}; "
+        f"intercept = {tr.intercept:.6g}",
+        f"  {ev.holdout_note}",
+        *(
+            f"  {m.split:<8} n={m.n:<8} MSE {m.mse:.6g}  RMSE {m.rmse:.6g}  MAE {m.mae:.6g}  "
+            f"R² {m.r2:.6g}"
+            for m in ev.metrics.values()
+        ),
+        f"  least-squares optimum MSE {ev.ols_mse:.6g}; optimality gap "
+        + (f"{ev.optimality_gap:.3g}" if ev.optimality_gap is not None else "n/a (exact fit)")
+        + f", absolute {ev.optimality_gap_abs:.3g}",
+        *(
+            [
+                f"  quarantined {q.rows_rejected} of {q.rows_read} rows ({q.fraction:.2%}): "
+                f"{outcome.paths.quarantine}"
+            ]
+            if (q := outcome.quarantine) is not None
+            else []
+        ),
+        f"  gate: {outcome.gate.reason}",
+        *(f"  warning ({w.kind}): {w.message}" for w in outcome.gate.warnings),
+        f"  registry: {outcome.model_ref} in {outcome.registry}; "
+        + ("promoted to champion" if outcome.promoted else "not promoted")
+        + f": {outcome.promotion['reason']}",
+        f"  outputs: {outcome.paths.run_dir}",
+        f"    model:       {outcome.paths.model}",
+        f"    card:        {outcome.paths.card}",
+        f"    predictions: {outcome.paths.predictions}",
+        *(f"    plot:        {p}" for p in outcome.paths.plots.values()),
+    ]
+    typer.echo("\n".join(lines))
