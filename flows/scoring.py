@@ -13,6 +13,7 @@ from prefect.states import Failed, State
 from pydantic import ValidationError
 
 from regflow.errors import RegflowError
+from regflow.io.markdown import md_text
 from regflow.schemas.params import ScoreParams, field_label, parameter_error
 from regflow.schemas.scoring import ScoredModel, ScoreResult
 from regflow.tasks.ingest import ingest_task
@@ -91,8 +92,8 @@ def score(
         table=scores_table(scored),
         key=key,
         description=(
-            f"{len(scored)} rows of `{data}` scored with `{predictor.ref}` "
-            f"(requested `{ref}`); written to `{written}`. First rows shown."
+            f"{len(scored)} rows of {md_text(data)} scored with {md_text(predictor.ref)} "
+            f"(requested {md_text(ref)}); written to {md_text(written)}. First rows shown."
         ),
     )
     logger.info("scored %d rows with %s into %s", len(scored), predictor.ref, written)

@@ -11,6 +11,7 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, ValidationError
 
 from regflow.errors import GateStoppedError, RegflowError
+from regflow.registry.location import check_output_path
 from regflow.schemas.params import (
     DataParams,
     GateParams,
@@ -28,8 +29,14 @@ from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_mo
 from regflow.tasks.gate import gate_task
 from regflow.tasks.ingest import ingest_task
 from regflow.tasks.outcomes import StepFailed, unwrap
-from regflow.tasks.publish import build_card, publish_task, render_plots
-from regflow.tasks.register import promote_task, register_task, registry_location
+from regflow.tasks.publish import (
+    build_card,
+    discard_run,
+    finalize_task,
+    publish_task,
+    render_plots,
+)
+from regflow.tasks.register import register_task, registry_location
 from regflow.tasks.report import gate_stop_report_task, log_data_summary, report_task
 from regflow.tasks.train import choose_dtype, resolve_config, select_device, train_task
 from regflow.tasks.validate import quarantine_summary, validate_task
@@ -90,6 +97,8 @@ def train(
         sections = {"data": data, "model": model, "training": training, "gate": gate}
         params = accept_parameters({**sections, "registry": registry}, flat_parameters)
         name, opts = params.model_name, params.training
+        # Deployments reach here without the CLI's checks: never write into a registry.
+        check_output_path(params.registry.out, params.registry.registry, folder=True)
         device = select_device(opts.device)
         _tag_run(name, params.model.preset)
         loaded = unwrap(ingest_task(params.data.path, return_state=True))
@@ -137,40 +146,41 @@ def train(
         )
         images = render_plots(valid.frame, trained, valid.target, predictions)
         out = params.registry
-        published = publish_task(out.out, card, trained, predictions, images, valid.rejected)
-        version = unwrap(
-            register_task(out.registry, name, published.run_dir, run_id, return_state=True)
-        )
-        emit_model_registered(name, version.version, version.ref, run_id)
-        promotion = unwrap(
-            promote_task(
-                out.registry,
-                version,
-                valid.frame,
-                valid.target,
-                predictions["predicted"].to_numpy(),
-                plan.holdout_rows,
-                min_r2=out.min_r2,
-                min_improvement=out.min_improvement,
-                actor=run_id,
-                return_state=True,
+        staged = publish_task(out.out, card, trained, predictions, images, valid.rejected)
+        try:  # the commit point: until the version registers, nothing is left behind
+            version, promotion = unwrap(
+                register_task(
+                    out.registry,
+                    name,
+                    staged.staging_dir,
+                    staged.final_dir,
+                    card.signature,
+                    valid.frame,
+                    valid.target,
+                    predictions["predicted"].to_numpy(),
+                    plan.holdout_rows,
+                    min_r2=out.min_r2,
+                    min_improvement=out.min_improvement,
+                    actor=run_id,
+                    return_state=True,
+                )
             )
-        )
+        except BaseException:
+            discard_run(staged)
+            raise
+        published = finalize_task(staged)
+        emit_model_registered(name, version.version, version.ref, run_id)
         if promotion.promoted:
             emit_model_promoted(
                 name, version.version, promotion.champion_before, promotion.decision.reason
             )
-        report_task(
-            name,
-            report,
-            trained,
-            evaluation,
-            predictions,
-            images,
-            promotion,
-            version.ref,
-            quarantine,
-        )
+        try:  # after the commit point a failed artifact is a warning, not a failed run
+            report_task(
+                name, report, trained, evaluation, predictions, images, promotion, version.ref,
+                quarantine,
+            )  # fmt: skip
+        except Exception as err:
+            logger.warning("registered %s, but its report artifacts failed: %s", version.ref, err)
         logger.info(
             "done: %s, %s MSE %.6g, R² %.6g; optimality gap %s; outputs in %s",
             name,

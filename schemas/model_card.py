@@ -6,11 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from regflow.schemas.files import CARD_FILE as CARD_FILE
+from regflow.schemas.files import PREDICTIONS_FILE as PREDICTIONS_FILE
+from regflow.schemas.files import WEIGHTS_FILE as WEIGHTS_FILE
 from regflow.schemas.results import Evaluation, GateReport, SplitMetrics, Standardization
-
-CARD_FILE = "model.json"
-WEIGHTS_FILE = "model.safetensors"
-PREDICTIONS_FILE = "predictions.parquet"
 
 
 class ColumnSpec(BaseModel):

@@ -12,6 +12,7 @@ Rule = Literal[
     "signature_mismatch",
     "invalid_metrics",
     "mse_improvement",
+    "champion_unverified",
 ]
 
 

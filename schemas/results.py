@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from regflow.schemas.files import CARD_FILE, PREDICTIONS_FILE, QUARANTINE_FILE, WEIGHTS_FILE
+
 Split = Literal["train", "holdout", "all"]
 
 
@@ -110,6 +112,27 @@ class PublishedRun(_Result):
     predictions: str
     plots: dict[str, str]
     quarantine: str | None = Field(default=None, description="quarantine.csv, when written")
+
+
+class StagedRun(_Result):
+    """A run folder written in full under a hidden staging name, not yet in place."""
+
+    staging_dir: str
+    final_dir: str
+    plots: dict[str, str] = Field(description="plot name -> path relative to the run folder")
+    quarantine: bool
+
+    def published(self, run_dir: str | None = None) -> PublishedRun:
+        """The run's paths under `run_dir` (default: the final folder)."""
+        root = run_dir or self.final_dir
+        return PublishedRun(
+            run_dir=root,
+            model=f"{root}/{WEIGHTS_FILE}",
+            card=f"{root}/{CARD_FILE}",
+            predictions=f"{root}/{PREDICTIONS_FILE}",
+            plots={name: f"{root}/{rel}" for name, rel in self.plots.items()},
+            quarantine=f"{root}/{QUARANTINE_FILE}" if self.quarantine else None,
+        )
 
 
 class QuarantineSummary(_Result):

@@ -25,6 +25,7 @@ from regflow.tasks.outcomes import pipeline_task
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CHUNK = 8 << 20
 PARSE_BY_PATH_MAX_BYTES = 256 << 20
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def is_remote(source: str) -> bool:
@@ -72,7 +73,9 @@ def _parse_csv(
     stream: io.BufferedIOBase, source: str, path: str | None = None, *, by_path: bool = False
 ) -> pd.DataFrame:
     """Parse after the checks pandas would get wrong; `path`: the same file, local."""
-    first = stream.read(64 << 10)
+    # Without its byte-order mark: "\ufeffx" would differ from "x" and hide a duplicate name,
+    # and a file holding only the mark is empty.
+    first = stream.read(64 << 10).removeprefix(UTF8_BOM)
     if not first.strip():
         raise InvalidInputError.single(source, "not_empty", "the file is empty")
     names = _header(first)
@@ -100,7 +103,8 @@ def _parse_csv(
     try:
         # By path pandas parses on every core but maps the whole file into memory; the
         # same C parser, errors and result either way.
-        return pd.read_csv(path if by_path and path else stream, encoding="utf-8")
+        # utf-8-sig: a byte-order mark is never part of the first column's name.
+        return pd.read_csv(path if by_path and path else stream, encoding="utf-8-sig")
     except UnicodeDecodeError:
         line, sample = _first_bad_utf8_line(stream)
         raise InvalidInputError.single(

@@ -1,10 +1,13 @@
-"""Publish: weights (safetensors), card, predictions and plots, moved into place atomically."""
+"""Publish: weights (safetensors), card, predictions and plots, staged, then moved into place
+only once the run has registered (a failed run leaves no run folder)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -19,7 +22,9 @@ import pyarrow.parquet as pq
 
 from regflow import plots
 from regflow.io.model_files import LinearWeights, save_weights
+from regflow.io.safe_csv import neutralise_formulas
 from regflow.runtime.faults import kill_point
+from regflow.schemas.files import QUARANTINE_FILE
 from regflow.schemas.frames import ValidatedData
 from regflow.schemas.model_card import (
     CARD_FILE,
@@ -31,10 +36,17 @@ from regflow.schemas.model_card import (
     ModelCard,
     Signature,
 )
-from regflow.schemas.results import Evaluation, GateReport, PublishedRun, TrainResult
+from regflow.schemas.results import (
+    Evaluation,
+    GateReport,
+    PublishedRun,
+    StagedRun,
+    TrainResult,
+)
 from regflow.tasks.outcomes import pipeline_task
 
-QUARANTINE_FILE = "quarantine.csv"
+STAGING_PREFIX = ".tmp-"
+STALE_STAGING_S = 3600.0  # staging lives seconds to minutes; an hour-old one is a leftover
 LIBRARIES = ("regflow", "torch", "prefect", "pandas", "pandera", "numpy", "safetensors")
 
 
@@ -139,6 +151,22 @@ def run_folder_name(model: str, flow_run_id: str | None) -> str:
     return f"{stamp}-{(flow_run_id or uuid.uuid4().hex)[:8]}"
 
 
+def sweep_stale_staging(parent: Path, older_than_s: float = STALE_STAGING_S) -> list[Path]:
+    """Remove `.tmp-*` staging folders a killed run left behind (older than the threshold).
+
+    A live run's staging folder exists only from publishing to registering, so one this old
+    belongs to no live run.
+    """
+    removed = []
+    cutoff = time.time() - older_than_s
+    for path in parent.glob(f"{STAGING_PREFIX}*") if parent.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path)
+                removed.append(path)
+    return removed
+
+
 def publish_run(
     out_dir: str | Path,
     card: ModelCard,
@@ -146,16 +174,18 @@ def publish_run(
     predictions: pd.DataFrame,
     images: dict[str, bytes],
     quarantine: pd.DataFrame | None = None,
-) -> PublishedRun:
-    """Write everything into a hidden temporary folder, then rename it into place in one step.
+) -> StagedRun:
+    """Write the whole run folder under a hidden staging name; `finalize_run` moves it into
+    place once the run has registered, `discard_run` removes it if anything failed.
 
     `quarantine` (row, column, check, value) is written as quarantine.csv with the rest, so
     the rows a run set aside are never separated from the model trained without them.
     """
     parent = Path(out_dir) / card.name
     parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_staging(parent)
     final = parent / run_folder_name(card.name, card.flow_run_id)
-    staging = parent / f".tmp-{uuid.uuid4().hex}"
+    staging = parent / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staging.mkdir()
     try:
         (staging / "plots").mkdir()
@@ -181,7 +211,9 @@ def publish_run(
         extra = []
         if quarantine is not None:
             pacsv.write_csv(
-                pa.Table.from_pandas(quarantine.astype({"value": str}), preserve_index=False),
+                pa.Table.from_pandas(
+                    neutralise_formulas(quarantine.astype({"value": str})), preserve_index=False
+                ),
                 staging / QUARANTINE_FILE,
             )
             extra.append(QUARANTINE_FILE)
@@ -192,19 +224,29 @@ def publish_run(
             if path.is_file():
                 with open(path, "rb") as fh:
                     os.fsync(fh.fileno())
-        kill_point("publish:before-rename")
-        os.replace(staging, final)
+        kill_point("publish:staged")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return PublishedRun(
-        run_dir=str(final),
-        model=str(final / WEIGHTS_FILE),
-        card=str(final / CARD_FILE),
-        predictions=str(final / PREDICTIONS_FILE),
-        plots={name: str(final / rel) for name, rel in plot_files.items()},
-        quarantine=str(final / QUARANTINE_FILE) if quarantine is not None else None,
+    return StagedRun(
+        staging_dir=str(staging),
+        final_dir=str(final),
+        plots=plot_files,
+        quarantine=quarantine is not None,
     )
 
 
+def finalize_run(staged: StagedRun) -> PublishedRun:
+    """Rename the staged folder into place: the run folder appears complete or not at all."""
+    kill_point("publish:before-rename")
+    os.replace(staged.staging_dir, staged.final_dir)
+    return staged.published()
+
+
+def discard_run(staged: StagedRun) -> None:
+    """Remove a staged run folder (the run failed before it registered)."""
+    shutil.rmtree(staged.staging_dir, ignore_errors=True)
+
+
 publish_task = pipeline_task(publish_run, name="publish", retries=2)
+finalize_task = pipeline_task(finalize_run, name="finalize")

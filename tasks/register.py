@@ -1,4 +1,10 @@
-"""Register: the published run becomes a registry version; champion/challenger decides promotion."""
+"""Register: the staged run becomes a registry version, promoted or not, in one transaction.
+
+Champion/challenger is decided first (the champion is loaded, verified and scored on this
+run's evaluation rows); then the version and, when the decision says so, the champion alias
+move commit together. A champion that fails verification is not a reason to crash: the
+challenger is registered, not promoted, and the decision says why.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,20 @@ import pandas as pd
 
 from regflow.registry import (
     AliasConflict,
+    AliasMove,
+    IntegrityError,
     ModelVersion,
     Registry,
     decide_promotion,
 )
-from regflow.schemas.promotion import PromotionResult
+from regflow.schemas.model_card import Signature
+from regflow.schemas.promotion import PromotionDecision, PromotionResult
 from regflow.tasks.evaluate import split_metrics
 from regflow.tasks.outcomes import pipeline_task
 
 CHAMPION = "champion"
 CAS_ATTEMPTS = 3  # another run may move the champion between our read and our write
+UNDECIDED_VERSION = 0  # the challenger's number is allocated only when it registers
 
 
 def registry_location(registry: str | None) -> str:
@@ -25,21 +35,62 @@ def registry_location(registry: str | None) -> str:
         return reg.location
 
 
-def register_model(
-    registry: str | None, name: str, run_dir: str, actor: str | None
-) -> ModelVersion:
-    with Registry.open(registry) as reg:
-        return reg.register(name, run_dir, actor=actor)
-
-
 def _metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     m = split_metrics("all", y, predicted)
     return {"mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "n": float(m.n)}
 
 
-def champion_challenger(
+def _decide(
+    reg: Registry,
+    name: str,
+    signature: Signature,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    eval_rows: np.ndarray | None,
+    challenger_metrics: dict[str, float],
+    min_r2: float,
+    min_improvement: float,
+) -> PromotionDecision:
+    current = reg.get_alias(name, CHAMPION)
+    champion_metrics, champion_signature = None, None
+    if current is not None:
+        try:
+            champion = reg.load(f"{name}:{current}")  # verifies every file
+        except IntegrityError as err:
+            return PromotionDecision(
+                promote=False,
+                rule="champion_unverified",
+                reason=f"the champion {name}:{current} failed verification ({err}); not "
+                f"promoted: run `regflow models verify {name}` and promote by hand",
+                challenger_version=UNDECIDED_VERSION,
+                challenger_metrics=challenger_metrics,
+                champion_version=current,
+                champion_metrics=None,
+                min_r2=min_r2,
+                min_improvement=min_improvement,
+            )
+        champion_signature = champion.signature
+        if set(champion.feature_names) <= set(frame.columns):
+            predicted = champion.predict(frame)
+            champion_metrics = _metrics(y, predicted if eval_rows is None else predicted[eval_rows])
+    return decide_promotion(
+        challenger_version=UNDECIDED_VERSION,
+        challenger_metrics=challenger_metrics,
+        challenger_signature=signature,
+        champion_version=current,
+        champion_metrics=champion_metrics,
+        champion_signature=champion_signature,
+        min_r2=min_r2,
+        min_improvement=min_improvement,
+    )
+
+
+def register_and_promote(
     registry: str | None,
-    challenger: ModelVersion,
+    name: str,
+    staged_run_dir: str,
+    final_run_dir: str,
+    signature: Signature,
     frame: pd.DataFrame,
     target: str,
     challenger_predictions: np.ndarray,
@@ -48,70 +99,46 @@ def champion_challenger(
     min_r2: float = 0.0,
     min_improvement: float = 0.0,
     actor: str | None = None,
-) -> PromotionResult:
-    """Score challenger and champion on the same evaluation rows; promote by the rules."""
-
-    def on_eval_rows(values: np.ndarray) -> np.ndarray:
-        return values if eval_rows is None else values[eval_rows]
-
-    # Whole columns, then the evaluation rows: gathering every column's rows into a new
-    # frame first took longer than predicting them all.
-    y = on_eval_rows(frame[target].to_numpy(dtype=np.float64))
-    mine = on_eval_rows(challenger_predictions)
+) -> tuple[ModelVersion, PromotionResult]:
+    """Decide, then register the staged run (and move the champion) in one transaction."""
+    y = frame[target].to_numpy(dtype=np.float64)
+    mine = challenger_predictions
+    if eval_rows is not None:
+        y, mine = y[eval_rows], mine[eval_rows]
     challenger_metrics = _metrics(y, mine)
     evaluated_on = "holdout" if eval_rows is not None else "all"
     with Registry.open(registry) as reg:
-        before = reg.get_alias(challenger.name, CHAMPION)
+        before = reg.get_alias(name, CHAMPION)
         for _ in range(CAS_ATTEMPTS):
-            current = reg.get_alias(challenger.name, CHAMPION)
-            champion_metrics, champion_signature = None, None
-            if current is not None:
-                champion = reg.load(f"{challenger.name}:{current}")  # verifies every file
-                champion_signature = champion.signature
-                if set(champion.feature_names) <= set(frame.columns):
-                    champion_metrics = _metrics(y, on_eval_rows(champion.predict(frame)))
-            decision = decide_promotion(
-                challenger_version=challenger.version,
-                challenger_metrics=challenger_metrics,
-                challenger_signature=challenger.signature,
-                champion_version=current,
-                champion_metrics=champion_metrics,
-                champion_signature=champion_signature,
-                min_r2=min_r2,
-                min_improvement=min_improvement,
-            )
-            if not decision.promote:
-                return PromotionResult(
-                    decision=decision,
-                    promoted=False,
-                    champion_before=before,
-                    champion_after=current,
-                    evaluated_on=evaluated_on,
-                )
+            decision = _decide(
+                reg, name, signature, frame, y, eval_rows, challenger_metrics, min_r2,
+                min_improvement,
+            )  # fmt: skip
+            move = None
+            if decision.promote:
+                metrics = {"challenger": challenger_metrics, "champion": decision.champion_metrics}
+                move = AliasMove(CHAMPION, decision.champion_version, decision.reason, metrics)
             try:
-                reg.set_alias(
-                    challenger.name,
-                    CHAMPION,
-                    challenger.version,
-                    expected=current,
+                version = reg.register(
+                    name,
+                    staged_run_dir,
                     actor=actor,
-                    reason=decision.reason,
-                    metrics={"challenger": challenger_metrics, "champion": champion_metrics},
+                    promote=move,
+                    recorded_run_dir=final_run_dir,
                 )
             except AliasConflict:
-                continue  # someone else promoted meanwhile: decide again against them
-            return PromotionResult(
+                continue  # the champion moved meanwhile: nothing committed, decide again
+            decision = decision.model_copy(update={"challenger_version": version.version})
+            after = version.version if decision.promote else decision.champion_version
+            return version, PromotionResult(
                 decision=decision,
-                promoted=True,
+                promoted=decision.promote,
                 champion_before=before,
-                champion_after=challenger.version,
+                champion_after=after,
                 evaluated_on=evaluated_on,
             )
-        raise AliasConflict(
-            challenger.name, CHAMPION, current, reg.get_alias(challenger.name, CHAMPION)
-        )
+        raise AliasConflict(name, CHAMPION, before, reg.get_alias(name, CHAMPION))
 
 
 # Registration is not idempotent (each call allocates a version): no retries.
-register_task = pipeline_task(register_model, name="register")
-promote_task = pipeline_task(champion_challenger, name="champion-challenger")
+register_task = pipeline_task(register_and_promote, name="register")

@@ -17,6 +17,7 @@ import pandas as pd
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from regflow.io.markdown import md_text
 from regflow.schemas.frames import ValidatedData
 from regflow.schemas.promotion import PromotionResult
 from regflow.schemas.results import Evaluation, GateReport, QuarantineSummary, TrainResult
@@ -58,7 +59,7 @@ def _fmt(value: float) -> str:
 
 def gate_markdown(gate: GateReport) -> str:
     lines = [
-        f"**Gate: {'passed' if gate.passed else 'stopped'}** — {gate.reason}",
+        f"**Gate: {'passed' if gate.passed else 'stopped'}** — {md_text(gate.reason)}",
         "",
         f"{gate.n_rows} rows; {gate.statistic} = {_fmt(gate.value)} (p = {_fmt(gate.p_value)}); "
         f"thresholds: min_abs_r {gate.min_abs_r}, alpha {gate.alpha}; "
@@ -67,14 +68,16 @@ def gate_markdown(gate: GateReport) -> str:
         "| feature | Pearson r | p-value | Spearman |",
         "|---|---|---|---|",
         *(
-            f"| {f.feature} | {_fmt(f.r)} | {_fmt(f.p_value)} | {_fmt(f.spearman)} |"
+            f"| {md_text(f.feature)} | {_fmt(f.r)} | {_fmt(f.p_value)} | {_fmt(f.spearman)} |"
             for f in gate.features[:50]
         ),
     ]
     if len(gate.features) > 50:
         lines.append(f"| ... {len(gate.features) - 50} more | | | |")
     if gate.warnings:
-        lines += ["", "Warnings:", *(f"- **{w.kind}**: {w.message}" for w in gate.warnings)]
+        # Warning messages name features and the target.
+        warnings = [f"- **{w.kind}**: {md_text(w.message)}" for w in gate.warnings]
+        lines += ["", "Warnings:", *warnings]
     return "\n".join(lines)
 
 
@@ -112,18 +115,20 @@ def report_markdown(
             )
         ),
     ]
-    coefficients = ", ".join(f"{k} = {_fmt(v)}" for k, v in list(trained.coefficients.items())[:20])
+    coefficients = ", ".join(
+        f"{md_text(k)} = {_fmt(v)}" for k, v in list(trained.coefficients.items())[:20]
+    )
     sections = [
-        f"# {model}: training report",
+        f"# {md_text(model)}: training report",
         gate_markdown(gate),
         "## Model",
         f"Coefficients (original units): {coefficients}; intercept = {_fmt(trained.intercept)}.  \n"
-        f"{trained.optimizer} on {trained.device} in {trained.dtype}, {trained.epochs_run} epochs "
-        f"({trained.stop_reason}).",
+        f"{md_text(trained.optimizer)} on {md_text(trained.device)} in {md_text(trained.dtype)}, "
+        f"{trained.epochs_run} epochs ({md_text(trained.stop_reason)}).",
         "## Metrics",
-        evaluation.holdout_note,
+        md_text(evaluation.holdout_note),
         "\n".join(metric_lines),
-        f"Least-squares optimum (float64) on the {evaluation.fit_split} split: MSE "
+        f"Least-squares optimum (float64) on the {md_text(evaluation.fit_split)} split: MSE "
         f"{_fmt(evaluation.ols_mse)}; optimality gap "
         f"{'n/a' if evaluation.optimality_gap is None else _fmt(evaluation.optimality_gap)} "
         f"(relative), {_fmt(evaluation.optimality_gap_abs)} (absolute)."
@@ -154,7 +159,7 @@ def plots_markdown(images: dict[str, bytes]) -> str:
         return "No plots were rendered."
     blocks = []
     for name in order:
-        caption = PLOT_CAPTIONS.get(name, name.replace("_", " "))
+        caption = md_text(PLOT_CAPTIONS.get(name, name.replace("_", " ")))
         blocks.append(f"**{caption}**\n\n![{caption}]({data_uri(images[name])})")
     return "\n\n".join(blocks)
 
@@ -184,36 +189,36 @@ def publish_report(
     create_table_artifact(
         key=artifact_key(model, "metrics"),
         table=metrics_rows(evaluation),
-        description=f"{model}: metrics per split",
+        description=f"{md_text(model)}: metrics per split",
     )
     create_markdown_artifact(
         key=artifact_key(model, "report"),
         markdown=report_markdown(
             model, gate, trained, evaluation, predictions, images, extra_sections
         ),
-        description=f"{model}: gate, metrics, true against predicted, plots",
+        description=f"{md_text(model)}: gate, metrics, true against predicted, plots",
     )
 
 
 def publish_gate_stop(model: str, gate: GateReport) -> None:
     create_markdown_artifact(
         key=artifact_key(model, "report"),
-        markdown=f"# {model}: stopped by the correlation gate\n\n"
+        markdown=f"# {md_text(model)}: stopped by the correlation gate\n\n"
         "Nothing was trained or published.\n\n" + gate_markdown(gate),
-        description=f"{model}: the correlation gate stopped the run",
+        description=f"{md_text(model)}: the correlation gate stopped the run",
     )
 
 
 def promotion_markdown(result: PromotionResult, ref: str) -> str:
     d = result.decision
     verdict = "Promoted to champion" if result.promoted else "Not promoted"
-    before = result.champion_before or "none"
-    after = result.champion_after or "none"
+    before = md_text(result.champion_before or "none")
+    after = md_text(result.champion_after or "none")
     lines = [
         "## Registry and promotion",
-        f"Registered as `{ref}`. **{verdict}** ({d.rule}): {d.reason}.",
+        f"Registered as {md_text(ref)}. **{verdict}** ({md_text(d.rule)}): {md_text(d.reason)}.",
         "",
-        f"Compared on the {result.evaluated_on} rows of this run's data. "
+        f"Compared on the {md_text(result.evaluated_on)} rows of this run's data. "
         f"Champion before: {before}; after: {after}.",
         "",
         "| | version | MSE | R² |",
@@ -239,7 +244,7 @@ def quarantine_markdown(summary: QuarantineSummary) -> str:
     ]
     if summary.by_check:
         lines += ["", "| check | rows |", "|---|---|"]
-        lines += [f"| {check} | {n} |" for check, n in summary.by_check.items()]
+        lines += [f"| {md_text(check)} | {n} |" for check, n in summary.by_check.items()]
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
+from regflow.io.safe_csv import neutralise_formulas
 from regflow.registry import Predictor, Registry, parse_ref
 from regflow.tasks.outcomes import pipeline_task
 
@@ -94,7 +95,8 @@ def write_scores(scored: pd.DataFrame, out: str | Path) -> Path:
     os.close(fd)
     try:
         if fmt == "csv":
-            scored.to_csv(tmp, index=False)
+            # Passed-through text must not run as a formula in a spreadsheet.
+            neutralise_formulas(scored).to_csv(tmp, index=False)
         else:
             scored.to_parquet(tmp, index=False)
         os.replace(tmp, out)

@@ -129,6 +129,21 @@ TRAIN_CASES = [
         "unique_column_names",
         "x",
     ),
+    # A UTF-8 byte-order mark (Excel's "CSV UTF-8") must not hide the duplicate name.
+    Case(
+        "duplicate_names_csv_bom",
+        _text("m-bom.csv", b"\xef\xbb\xbfx,x,y\n" + "\n".join(f"{r},1" for r in GOOD).encode()),
+        "unique_column_names",
+        "x",
+    ),
+    Case(
+        "duplicate_names_csv_bom_crlf",
+        _text(
+            "m-crlf.csv", b"\xef\xbb\xbfx,x,y\r\n" + "\r\n".join(f"{r},1" for r in GOOD).encode()
+        ),
+        "unique_column_names",
+        "x",
+    ),
     Case(
         "duplicate_names_parquet",
         _parquet("n.parquet", pa.table([[1.0, 2.0, 3.0]] * 3, names=["x", "x", "y"])),

@@ -19,10 +19,11 @@ from regflow.tasks.validate import validate_dataset
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 # (1-based data row, column, check, value) of every failure planted below.
+# A formula gets a quote in quarantine.csv so that no spreadsheet runs it; "-inf" is a number.
 PLANTED = {
-    (4, "x", "coerce_dtype", "oops"),
+    (4, "x", "coerce_dtype", "'=1+2"),
     (11, "y", "not_nullable", "nan"),
-    (21, "x", "finite", "inf"),
+    (21, "x", "finite", "-inf"),
     (30, "x", "coerce_dtype", "n/a?"),  # one row failing two checks is listed twice
     (30, "y", "within_float32_range", "1e+39"),
 }
@@ -32,9 +33,9 @@ def _dirty_csv(path: Path, rows: int = 60) -> Path:
     rng = np.random.default_rng(4)
     x = rng.normal(size=rows)
     frame = pd.DataFrame({"x": x.astype(object), "y": 3 * x + 1 + rng.normal(0, 0.2, rows)})
-    frame.loc[3, "x"] = "oops"
+    frame.loc[3, "x"] = "=1+2"
     frame.loc[10, "y"] = np.nan
-    frame.loc[20, "x"] = np.inf
+    frame.loc[20, "x"] = -np.inf
     frame.loc[29, ["x", "y"]] = ["n/a?", 1e39]
     frame.to_csv(path, index=False)
     return path

@@ -139,3 +139,37 @@ def test_eight_concurrent_training_runs_get_eight_versions(
         assert reg.get_alias("linear", "champion") == history[-1].to_version
         assert sum(o["promoted"] for o in outcomes) == len(history)
         assert reg.verify() == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_tampered_champion_is_not_replaced_and_the_run_completes(
+    seed_csv: Path, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    first = _train(seed_csv, tmp_path, registry, target="y")
+    with Registry.open(str(registry)) as reg:
+        stored = Path(reg.store.location) / first.model / str(first.model_version)
+    (stored / "plots" / "loss.png").write_bytes(b"changed")
+    second = _train(seed_csv, tmp_path, registry, target="y")
+    assert second.model_version == 2 and not second.promoted
+    assert second.promotion["rule"] == "champion_unverified"
+    assert "failed verification" in second.promotion["reason"]
+    assert second.champion_after == 1
+    with Registry.open(str(registry)) as reg:
+        assert [v.version for v in reg.list_versions(first.model)] == [1, 2]
+        assert reg.get_alias(first.model, "champion") == 1
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_that_cannot_register_leaves_no_run_folder(seed_csv: Path, tmp_path: Path) -> None:
+    not_a_registry = tmp_path / "registry"
+    not_a_registry.write_text("a file, not a registry folder")
+    out = tmp_path / "runs"
+    state = train(
+        data={"path": str(seed_csv), "target": "y"},
+        registry={"out": str(out), "registry": str(not_a_registry)},
+        return_state=True,
+    )
+    assert state.is_failed()
+    leftovers = list(out.rglob("*")) if out.exists() else []
+    assert [p for p in leftovers if p.is_file()] == [], leftovers

@@ -100,6 +100,14 @@ def test_a_poor_row_estimate_grows_the_arrays(tmp_path: Path) -> None:
     assert_same_as_pandas(write(tmp_path / "i.csv", "x,n,y", lines))
 
 
+def test_byte_order_mark_is_not_part_of_the_first_name(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + Path(write(path, "x,n,y", numbers(3000))).read_bytes())
+    frame = pieces.read_csv_in_pieces(str(path), workers=2)
+    assert frame is not None and list(frame.columns) == ["x", "n", "y"]
+    pd.testing.assert_frame_equal(frame, pd.read_csv(path, encoding="utf-8-sig"))
+
+
 @pytest.mark.parametrize("quoted", [False, True], ids=["pieces", "serial_fallback"])
 def test_ingest_reads_the_same_frame_either_way(
     tmp_path: Path, quoted: bool, monkeypatch: pytest.MonkeyPatch

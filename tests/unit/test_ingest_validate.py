@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from regflow.errors import InvalidInputError
-from regflow.tasks.ingest import read_table
+from regflow.tasks.ingest import _parse_csv, read_table
 from regflow.tasks.validate import resolve_columns, validate_dataset
 
 
@@ -53,6 +54,33 @@ def test_bad_files_are_named_with_their_check(
         read_table(str(path))
     assert err.value.problems[0].check == check
     assert str(path) in str(err.value)
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("bom", [b"", BOM], ids=["plain", "bom"])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("by_path", [True, False], ids=["by_path", "streamed"])
+def test_byte_order_mark_neither_hides_duplicates_nor_joins_a_name(
+    bom: bytes, newline: bytes, by_path: bool
+) -> None:
+    rows = [b"1,2,3", b"2,3,4", b"3,4,6"]
+    with pytest.raises(InvalidInputError) as err:
+        _parse_csv(io.BytesIO(bom + newline.join([b"x,x,y", *rows])), "d.csv", by_path=by_path)
+    assert [(p.check, p.column) for p in err.value.problems] == [("unique_column_names", "x")]
+    frame = _parse_csv(io.BytesIO(bom + newline.join([b"x,z,y", *rows])), "d.csv")
+    assert list(frame.columns) == ["x", "z", "y"]
+
+
+def test_byte_order_mark_by_path_and_alone(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(BOM + b"x,y\r\n1,2\r\n2,4\r\n3,7\r\n")
+    assert list(read_table(str(path)).frame.columns) == ["x", "y"]
+    path.write_bytes(BOM)
+    with pytest.raises(InvalidInputError) as err:
+        read_table(str(path))
+    assert err.value.problems[0].check == "not_empty"
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:

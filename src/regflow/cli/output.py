@@ -68,6 +68,16 @@ def expected_failures(as_json: bool) -> Iterator[None]:
         fail(RegflowError(message), as_json)
 
 
+def run_flow(flow: Any, as_json: bool, **parameters: Any) -> Any:
+    """Run a flow locally; a crash outside it (no server, say) is one line, exit 1."""
+    try:
+        return flow(**parameters)
+    except Exception as err:
+        if os.environ.get("REGFLOW_DEBUG"):
+            raise
+        fail(RegflowError(f"could not run the flow: {type(err).__name__}: {err}"), as_json)
+
+
 def quiet_prefect_defaults() -> None:
     # This machine class has no internet: don't let the temporary server try telemetry.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

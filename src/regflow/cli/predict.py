@@ -7,7 +7,13 @@ from typing import Any
 import typer
 
 from regflow.cli.models import emit
-from regflow.cli.output import JSON_OPTION, expected_failures, fail, quiet_prefect_defaults
+from regflow.cli.output import (
+    JSON_OPTION,
+    expected_failures,
+    fail,
+    quiet_prefect_defaults,
+    run_flow,
+)
 from regflow.cli.params import parse_model, with_model_options
 from regflow.errors import RegflowError
 from regflow.runtime.startup import heavy_imports
@@ -23,13 +29,18 @@ def predict_command(as_json: bool = False, **options: Any) -> None:
         params = parse_model(ScoreParams, options)
     with heavy_imports():
         from regflow.flows.scoring import score
+        from regflow.registry.location import check_output_path
         from regflow.tasks.score import output_format, resolve_request
 
     with expected_failures(as_json):
         request = resolve_request(params.data, params.model)  # fail fast, before any server
         if params.out is not None:
             output_format(params.out)
-    state = score(
+            # Writing into the store or over DATA would destroy what the run depends on.
+            check_output_path(params.out, params.registry, data=params.data)
+    state = run_flow(
+        score,
+        as_json,
         data=params.data,
         model=request,
         out=params.out,

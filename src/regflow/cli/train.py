@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import typer
@@ -13,6 +12,7 @@ from regflow.cli.output import (
     expected_failures,
     fail,
     quiet_prefect_defaults,
+    run_flow,
 )
 from regflow.cli.params import parse_model, with_model_options
 from regflow.errors import GateStoppedError, RegflowError
@@ -28,11 +28,14 @@ def train_command(as_json: bool = False, **options: Any) -> None:
         params = parse_model(TrainParams, options)
     with heavy_imports():
         from regflow.flows.training import train as train_flow
+        from regflow.registry.location import check_output_path
         from regflow.tasks.train import select_device
 
     with expected_failures(as_json):
         select_device(params.training.device)  # fail fast, before a Prefect server starts
-    state = _run_flow(
+        # Run folders must not land inside the registry (corrupting it) or over a file.
+        check_output_path(params.registry.out, params.registry.registry, folder=True)
+    state = run_flow(
         train_flow,
         as_json,
         data=params.data,
@@ -55,16 +58,6 @@ def train_command(as_json: bool = False, **options: Any) -> None:
     if isinstance(value, RegflowError):
         fail(value, as_json, {"flow_run_id": run_id})
     fail(RegflowError(f"the run failed: {state.message}"), as_json, {"flow_run_id": run_id})
-
-
-def _run_flow(flow: Any, as_json: bool, **parameters: Any) -> Any:
-    """Run a flow locally; a crash outside it (no server, say) is one line, exit 1."""
-    try:
-        return flow(**parameters)
-    except Exception as err:
-        if os.environ.get("REGFLOW_DEBUG"):
-            raise
-        fail(RegflowError(f"could not run the flow: {type(err).__name__}: {err}"), as_json)
 
 
 def gate_json(gate: Any) -> dict[str, Any]:

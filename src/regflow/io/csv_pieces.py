@@ -129,7 +129,11 @@ def read_csv_in_pieces(path: str, *, workers: int | None = None) -> pd.DataFrame
     if header.count(b'"') % 2:
         return None  # a quoted name runs on past the line end
     try:
-        names = [str(name) for name in pd.read_csv(io.BytesIO(header), nrows=0).columns]
+        # utf-8-sig: the names lack a leading byte-order mark, as the serial parser's do.
+        names = [
+            str(name)
+            for name in pd.read_csv(io.BytesIO(header), nrows=0, encoding="utf-8-sig").columns
+        ]
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return None
     cuts = _offsets(path, start, size)

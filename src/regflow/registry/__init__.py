@@ -3,7 +3,7 @@
 No Prefect in here: flows and tasks call it; so do the CLI and plain scripts.
 """
 
-from regflow.registry.aliases import UNSET
+from regflow.registry.aliases import UNSET, AliasMove
 from regflow.registry.errors import (
     AliasConflict,
     AliasInUseError,
@@ -24,6 +24,7 @@ __all__ = [
     "AliasConflict",
     "AliasEvent",
     "AliasInUseError",
+    "AliasMove",
     "IntegrityError",
     "InvalidReferenceError",
     "ModelRef",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -25,6 +26,20 @@ from regflow.registry.rows import (
     event_from_row,
     version_row,
 )
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """An alias move to make in the same transaction as a registration (`register(promote=)`).
+
+    `expected` is the version the alias must still hold (None: it must not exist yet);
+    otherwise the whole registration rolls back with AliasConflict.
+    """
+
+    alias: str
+    expected: int | None
+    reason: str
+    metrics: Mapping[str, Any] | None = None
 
 
 class _Unset:
@@ -84,7 +99,7 @@ class AliasesMixin(RegistryBase):
             current = alias_version(conn, name, alias)
             if expected is UNSET:
                 expected = current
-            return _move_alias(conn, name, alias, expected, version, actor, reason, metrics, "set")
+            return move_alias(conn, name, alias, expected, version, actor, reason, metrics, "set")
 
     def remove_alias(
         self,
@@ -103,7 +118,7 @@ class AliasesMixin(RegistryBase):
                 raise NotFoundError(f"{name}@{alias} is not set")
             if expected is UNSET:
                 expected = current
-            return _move_alias(conn, name, alias, expected, None, actor, reason, None, "remove")
+            return move_alias(conn, name, alias, expected, None, actor, reason, None, "remove")
 
     def promote(
         self,
@@ -166,7 +181,7 @@ class AliasesMixin(RegistryBase):
                     f"{name}@{alias} (version {current}) has no earlier holder to roll back to"
                 )
             row = version_row(conn, name, previous, lock=True)
-            return _move_alias(
+            return move_alias(
                 conn,
                 name,
                 alias,
@@ -179,7 +194,7 @@ class AliasesMixin(RegistryBase):
             )
 
 
-def _move_alias(
+def move_alias(
     conn: Connection,
     name: str,
     alias: str,

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Self
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
-from regflow.registry.errors import InvalidReferenceError, NotFoundError
+from regflow.errors import UsageError
+from regflow.registry.errors import InvalidReferenceError, NotFoundError, RegistryError
 from regflow.registry.index import RegistryIndex
 from regflow.registry.reading import RegistryBase
 from regflow.registry.store import LocalDirectoryStore
@@ -23,6 +24,20 @@ from regflow.registry.store import LocalDirectoryStore
 ENV_VAR = "REGFLOW_REGISTRY"
 ENV_STORE = "REGFLOW_REGISTRY_STORE"
 DEFAULT_LOCATION = "artifacts/registry"
+# SQLAlchemy imports a database driver by module name; the package to install for each.
+DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary",
+    "psycopg": "psycopg[binary]",
+    "asyncpg": "asyncpg",
+    "pg8000": "pg8000",
+    "pymysql": "pymysql",
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "oracledb": "oracledb",
+    "pyodbc": "pyodbc",
+}
+# SQLite's companions of a database file: writing over one corrupts the index too.
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,7 @@ def _database_location(text: str, store: str | None, create: bool) -> Location:
         url = make_url(text)
     except sa_exc.ArgumentError as exc:
         raise InvalidReferenceError(f"cannot parse registry URL {text!r}: {exc}") from None
+    _check_driver(url)
     store_path = store or os.environ.get(ENV_STORE)
     if store_path is None:
         if url.get_backend_name() != "sqlite" or not url.database:
@@ -83,6 +99,108 @@ def _database_location(text: str, store: str | None, create: bool) -> Location:
         store_path=store_path,
         display=url.render_as_string(hide_password=True),
     )
+
+
+def open_index(where: Location) -> RegistryIndex:
+    """The index at `where`; a missing driver or a file that is no index is one clear error."""
+    url = make_url(where.index_url)
+    shown = url.database if url.get_backend_name() == "sqlite" and url.database else where.display
+    try:
+        return RegistryIndex(where.index_url)
+    except sa_exc.OperationalError as exc:
+        # Unreachable server, locked or unreadable file: may pass, so not a usage error.
+        raise RegistryError(f"cannot open registry index {shown}: {exc.orig}") from None
+    except sa_exc.DatabaseError as exc:
+        raise InvalidReferenceError(
+            f"{shown} is not a regflow registry index ({exc.orig})"
+        ) from None
+
+
+def _local_path(text: str | os.PathLike[str]) -> Path | None:
+    """`text` made absolute with symlinks resolved, or None when it is a URL."""
+    text = os.fspath(text)
+    if "://" in text and not text.startswith("file://"):
+        return None
+    return Path(text.removeprefix("file://")).expanduser().resolve()
+
+
+def registry_paths(uri: str | os.PathLike[str] | None) -> list[Path]:
+    """The local files and folders the registry at `uri` owns; nothing is created."""
+    text = os.fspath(uri) if uri is not None else os.environ.get(ENV_VAR) or DEFAULT_LOCATION
+    root = _local_path(text)
+    if root is not None:
+        return [root]
+    try:
+        url = make_url(text)
+    except sa_exc.ArgumentError:
+        return []
+    paths: list[Path] = []
+    store = os.environ.get(ENV_STORE)
+    if url.get_backend_name() == "sqlite" and url.database:
+        db = Path(url.database).expanduser().resolve()
+        paths += [db.with_name(db.name + suffix) for suffix in SQLITE_SUFFIXES]
+        store = store or str(db.parent / "store")
+    local_store = _local_path(store) if store else None
+    return paths + ([local_store] if local_store is not None else [])
+
+
+def inside_registry(path: str | os.PathLike[str], registry: str | os.PathLike[str] | None) -> bool:
+    """Whether writing `path` would write into the registry's folder, store or index file."""
+    target = _local_path(path)
+    if target is None:
+        return False
+    return any(target == owned or owned in target.parents for owned in registry_paths(registry))
+
+
+def refuse_output_inside_registry(
+    path: str | os.PathLike[str], registry: str | os.PathLike[str] | None
+) -> None:
+    """UsageError (check `output_path`) when `path` lies inside the registry (no Prefect)."""
+    if inside_registry(path, registry):
+        raise UsageError(
+            f"output path {path} is inside the model registry: writing there could corrupt "
+            "stored versions; choose a path outside it",
+            check="output_path",
+        )
+
+
+def check_output_path(
+    path: str | os.PathLike[str],
+    registry: str | os.PathLike[str] | None,
+    *,
+    data: str | None = None,
+    folder: bool = False,
+) -> None:
+    """Refuse an output inside the registry, over the input `data`, or a file for a folder."""
+    refuse_output_inside_registry(path, registry)
+    target = _local_path(path)
+    if target is None:
+        return
+    if folder and target.exists() and not target.is_dir():
+        raise UsageError(f"output path {path} is a file; it must be a folder", check="output_path")
+    if data is not None and _local_path(data) == target:
+        raise UsageError(
+            f"output path {path} is the input file: scoring would overwrite its data",
+            check="output_path",
+        )
+
+
+def _check_driver(url: URL) -> None:
+    """Load the URL's dialect and driver now, so a missing one names the package to install."""
+    shown = url.render_as_string(hide_password=True)
+    try:
+        url.get_dialect().import_dbapi()
+    except sa_exc.NoSuchModuleError as exc:
+        raise InvalidReferenceError(
+            f"registry index {shown}: unknown database kind ({exc})"
+        ) from None
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").partition(".")[0]
+        package = DRIVER_PACKAGES.get(module, module)
+        raise InvalidReferenceError(
+            f"registry index {shown} needs the database driver {module!r}, which is not "
+            f"installed: pip install '{package}'"
+        ) from None
 
 
 class LocationMixin(RegistryBase):
@@ -107,7 +225,7 @@ class LocationMixin(RegistryBase):
         """
         where = resolve_location(uri, store=store, create=create)
         return cls(
-            RegistryIndex(where.index_url),
+            open_index(where),
             LocalDirectoryStore(Path(where.store_path)),
             where.display,
         )

@@ -11,6 +11,8 @@ from regflow.registry.errors import InvalidReferenceError
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Aliases start with a letter so `name@3` cannot be mistaken for a version.
 ALIAS_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+# The index stores versions as 64-bit integers; a larger number could never match a row.
+MAX_VERSION = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,10 @@ def parse_ref(text: str | ModelRef) -> ModelRef:
         return ModelRef(check_name(name), alias=check_alias(alias))
     if ":" in text:
         name, _, number = text.partition(":")
-        if not re.fullmatch(r"[0-9]+", number) or int(number) < 1:
+        if not re.fullmatch(r"[0-9]+", number) or not 1 <= int(number) <= MAX_VERSION:
             raise InvalidReferenceError(
-                f"invalid reference {text!r}: the version after ':' must be a positive integer"
+                f"invalid reference {text!r}: the version after ':' must be a positive integer "
+                f"of at most {MAX_VERSION}"
             )
         return ModelRef(check_name(name), version=int(number))
     return ModelRef(check_name(text))

@@ -18,11 +18,12 @@ from sqlalchemy import exc as sa_exc
 from regflow.errors import InvalidInputError
 from regflow.io.model_files import weights_from_bytes
 from regflow.registry import index as ix
+from regflow.registry.aliases import AliasMove, move_alias
 from regflow.registry.errors import AliasInUseError, InvalidReferenceError
 from regflow.registry.index import utcnow
 from regflow.registry.reading import RegistryBase
 from regflow.registry.records import ModelVersion
-from regflow.registry.references import ModelRef, check_name, parse_ref
+from regflow.registry.references import ModelRef, check_alias, check_name, parse_ref
 from regflow.registry.rows import (
     aliases_by_version,
     canonical_json,
@@ -49,6 +50,8 @@ class VersionsMixin(RegistryBase):
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         actor: str | None = None,
+        promote: AliasMove | None = None,
+        recorded_run_dir: str | None = None,
     ) -> ModelVersion:
         """Copy a finished run folder in as the next version of `name`.
 
@@ -56,6 +59,11 @@ class VersionsMixin(RegistryBase):
         transaction allocates the number, renames the folder into place and inserts the row.
         The row is what makes a version visible, so a crash leaves either nothing visible or
         a complete version; a folder left without a row is an orphan `gc` removes.
+
+        `promote` moves an alias to the new version in the same transaction: a version and
+        its promotion commit together or not at all (AliasConflict when the alias moved).
+        `recorded_run_dir` is the run folder lineage names, when `run_dir` is its staging
+        copy that the caller renames into place after the commit.
         """
         check_name(name)
         run_dir = Path(run_dir)
@@ -80,7 +88,7 @@ class VersionsMixin(RegistryBase):
             "flow_run_name": card.flow_run_name,
             "parameters": card.parameters,
             "git_commit": git_commit(),
-            "run_dir": str(run_dir.resolve()),
+            "run_dir": recorded_run_dir or str(run_dir.resolve()),
             "card_name": card.name,
             "data": {
                 "source": card.data.source,
@@ -142,6 +150,18 @@ class VersionsMixin(RegistryBase):
                                 files=location,
                             )
                         )
+                        if promote is not None:
+                            move_alias(
+                                conn,
+                                name,
+                                check_alias(promote.alias),
+                                promote.expected,
+                                version,
+                                actor,
+                                promote.reason,
+                                promote.metrics,
+                                "set",
+                            )
                     kill_point("register:committed")
                     break
                 except sa_exc.IntegrityError:

@@ -12,10 +12,11 @@ import signal
 
 KILL_ENV = "REGFLOW_TEST_KILL_AT"
 KILL_POINTS = (
-    "publish:before-rename",  # run folder fully written in its temporary folder
+    "publish:staged",  # run folder fully written in its staging folder, nothing registered
     "register:staged",  # files copied into the registry's staging area, no transaction yet
     "register:published",  # version folder renamed into place, index row not committed
-    "register:committed",  # index row committed, champion not decided yet
+    "register:committed",  # version and its promotion committed, run folder still staged
+    "publish:before-rename",  # the same, just before the run folder is renamed into place
 )
 
 
