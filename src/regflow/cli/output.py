@@ -70,8 +70,11 @@ def expected_failures(as_json: bool) -> Iterator[None]:
 
 def run_flow(flow: Any, as_json: bool, **parameters: Any) -> Any:
     """Run a flow locally; a crash outside it (no server, say) is one line, exit 1."""
+    from regflow.cli.watchdog import server_watchdog
+
     try:
-        return flow(**parameters)
+        with server_watchdog(as_json):
+            return flow(**parameters)
     except Exception as err:
         if os.environ.get("REGFLOW_DEBUG"):
             raise
