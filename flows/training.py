@@ -38,7 +38,13 @@ from regflow.tasks.publish import (
 )
 from regflow.tasks.register import register_task, registry_location
 from regflow.tasks.report import gate_stop_report_task, log_data_summary, report_task
-from regflow.tasks.train import choose_dtype, resolve_config, select_device, train_task
+from regflow.tasks.train import (
+    aims_at_optimum,
+    choose_dtype,
+    resolve_config,
+    select_device,
+    train_task,
+)
 from regflow.tasks.validate import quarantine_summary, validate_task
 
 PREVIEW_ROWS = 10  # rows of true against predicted in the outcome (and --json)
@@ -131,9 +137,12 @@ def train(
                 return_state=True,
             )
         )
-        evaluation, predictions = evaluate_task(
-            valid.frame, valid.features, valid.target, trained, plan
-        )
+        evaluation, predictions = unwrap(
+            evaluate_task(
+                valid.frame, valid.features, valid.target, trained, plan,
+                opts.max_optimality_gap, aims_at_optimum(config), return_state=True,
+            )
+        )  # fmt: skip
         card = build_card(
             name=name,
             data=valid,

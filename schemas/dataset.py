@@ -219,10 +219,11 @@ def screen_frame(
     rejected: list[pd.DataFrame] = []
     remaining = selected
     problems: list[Problem] = []
-    schema = dataset_schema(features, target)
+    schema: pa.DataFrameSchema | None = None  # built only when needed: seconds at 10k columns
     for _ in range(MAX_SCREENS):
         if _plainly_valid(remaining):
             break
+        schema = schema or dataset_schema(features, target)
         try:
             schema.validate(remaining, lazy=True)
             break

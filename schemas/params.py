@@ -23,7 +23,14 @@ DEFAULT_OUT = "artifacts/runs"
 DEFAULT_MIN_ABS_R = 0.5
 DEFAULT_ALPHA = 0.05
 # Model names become folder names and Prefect tags: portable, no separators, no leading dot.
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# The one pattern: training validates --model with it and the registry (references.py) every
+# reference. 128, the registry's old limit, not training's old 100: names registered with
+# 101..128 characters must still resolve.
+MAX_MODEL_NAME = 128
+MODEL_NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_MODEL_NAME - 1}}}$"
+MODEL_NAME_RULE = (
+    f"letters, digits, '.', '_' or '-' (at most {MAX_MODEL_NAME}, starting with a letter or digit)"
+)
 
 Preset = Literal["default", "seed"]
 OptimizerName = Literal["sgd", "adam", "lbfgs"]
@@ -86,7 +93,7 @@ class TrainingParams(ParamsModel):
     """How to train: optimizer, device, precision, seed and holdout."""
 
     optimizer: OptimizerName | None = Field(None, description="override the preset's optimizer")
-    lr: float | None = Field(None, gt=0, description="learning rate (> 0)")
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="learning rate (> 0)")
     epochs: int | None = Field(None, ge=1, le=10_000_000, description="maximum epochs")
     device: DeviceName = Field("auto", description="auto picks cuda, then mps, then cpu")
     dtype: PrecisionChoice = Field(
@@ -97,6 +104,11 @@ class TrainingParams(ParamsModel):
     )
     holdout: float = Field(
         0.2, ge=0, lt=1, description="holdout fraction in [0, 1) (used from 30 rows)"
+    )
+    max_optimality_gap: float = Field(
+        1e-3,
+        gt=0,
+        description="relative optimality gap above which the run fails (TrainingDidNotConverge)",
     )
 
 
@@ -210,7 +222,7 @@ class ScoreParams(ParamsModel):
 def default_model_name(data: str) -> str:
     """The data file's name without its extension (URLs too), made a valid model name."""
     stem = PurePosixPath(data.split("?", 1)[0].rstrip("/")).stem or "model"
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")[:100] or "model"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")[:MAX_MODEL_NAME] or "model"
     return name if re.match(MODEL_NAME_PATTERN, name) else "model"
 
 
@@ -272,9 +284,7 @@ def parameter_error(err: ValidationError, label: Callable[[tuple[Any, ...]], str
         loc = tuple(detail["loc"])
         if detail["type"] == "string_pattern_mismatch" and loc[-1:] == ("name",):
             check = "model_name"
-            message = (
-                "must be letters, digits, '.', '_' or '-' (at most 100, not starting with '.')"
-            )
+            message = f"must be {MODEL_NAME_RULE}"
         elif detail["type"] == "extra_forbidden":
             message = "unknown setting"
         else:

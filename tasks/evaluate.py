@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from regflow.errors import TrainingDidNotConvergeError
 from regflow.schemas.frames import SplitPlan
-from regflow.schemas.results import Evaluation, Split, SplitMetrics, TrainResult
+from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats.fit_summary import reference_fit
 from regflow.stats.linear_predictions import linear_predictions
+from regflow.stats.metrics import split_metrics
 from regflow.tasks.outcomes import pipeline_task
 
 MIN_ROWS_FOR_HOLDOUT = 30
@@ -40,76 +42,15 @@ def make_split(n_rows: int, holdout: float, seed: int) -> SplitPlan:
         n_rows,
         np.flatnonzero(~held),
         np.flatnonzero(held),
-        f"holdout: {count} of {n_rows} rows ({holdout:.0%}, seed {seed}) never seen in training",
+        # The share actually held out: the count is capped so that 3 rows are left to train on.
+        f"holdout: {count} of {n_rows} rows ({count / n_rows:.0%}, seed {seed}) never seen in "
+        "training",
     )
-
-
-BLOCK_ROWS = 1 << 17  # 1 MiB of float64: block temporaries stay in cache, no fresh pages
-
-
-def _block_starts(n: int) -> range:
-    return range(0, n, BLOCK_ROWS)
 
 
 def predict(frame: pd.DataFrame, coefficients: dict[str, float], intercept: float) -> np.ndarray:
     """Predictions in original units, float64, one column at a time (no matrix copy)."""
     return linear_predictions(frame, list(coefficients), list(coefficients.values()), intercept)
-
-
-def _metrics(
-    split: Split, y: np.ndarray, predicted: np.ndarray, rows: np.ndarray | None
-) -> SplitMetrics:
-    """Metrics over y[rows] (all rows when None), block by block: no full-length temporaries.
-
-    Whole-array expressions (residual, its square, its absolute value, the centred target)
-    each allocated n floats; at 10M rows their page faults cost more than the arithmetic.
-    """
-    n = len(y) if rows is None else len(rows)
-    size = min(BLOCK_ROWS, n)
-    y_block, p_block = np.empty(size), np.empty(size)
-    sum_y = sse = sae = 0.0
-    blocks = []
-    for start in _block_starts(n):
-        stop = min(start + BLOCK_ROWS, n)
-        blocks.append((start, stop))
-    for start, stop in blocks:
-        yb = (
-            y[start:stop]
-            if rows is None
-            else np.take(y, rows[start:stop], out=y_block[: stop - start])
-        )
-        sum_y += float(yb.sum())
-    mean = sum_y / n if n else float("nan")
-    centred = 0.0
-    for start, stop in blocks:
-        k = stop - start
-        yb = y[start:stop] if rows is None else np.take(y, rows[start:stop], out=y_block[:k])
-        pb = (
-            predicted[start:stop]
-            if rows is None
-            else np.take(predicted, rows[start:stop], out=p_block[:k])
-        )
-        residual = np.subtract(yb, pb, out=p_block[:k])
-        sae += float(np.abs(residual).sum())
-        np.multiply(residual, residual, out=residual)
-        sse += float(residual.sum())
-        deviation = np.subtract(yb, mean, out=y_block[:k])
-        np.multiply(deviation, deviation, out=deviation)
-        centred += float(deviation.sum())
-    mse = sse / n if n else float("nan")
-    r2 = 1.0 - sse / centred if centred > 0 else float("nan")
-    return SplitMetrics(
-        split=split,
-        n=n,
-        mse=mse,
-        rmse=float(np.sqrt(mse)),
-        mae=sae / n if n else float("nan"),
-        r2=r2,
-    )
-
-
-def split_metrics(split: Split, y: np.ndarray, predicted: np.ndarray) -> SplitMetrics:
-    return _metrics(split, y, predicted, None)
 
 
 def _split_column(plan: SplitPlan) -> pd.Categorical[str]:
@@ -125,15 +66,41 @@ def _split_column(plan: SplitPlan) -> pd.Categorical[str]:
     return pd.Categorical.from_codes(codes, pd.Index(["holdout", "train"]))
 
 
+def check_optimality(evaluation: Evaluation, max_gap: float | None, aims_at_optimum: bool) -> None:
+    """Fail a run that was meant to reach the optimum and stopped short of it.
+
+    Unchecked: runs that do not aim at the optimum (the seed preset: reported only), an
+    untrusted reference (ill-conditioned) and an exact fit, which has no relative gap.
+    """
+    gap = evaluation.optimality_gap
+    if max_gap is None or not aims_at_optimum or not evaluation.reference_trusted:
+        return
+    if gap is None or gap <= max_gap:  # a NaN gap is not <=: it fails
+        return
+    raise TrainingDidNotConvergeError(
+        f"training did not converge: the model's {evaluation.fit_split} MSE "
+        f"{evaluation.model_mse:.6g} is {gap:.3g} (relative) above the least-squares optimum "
+        f"{evaluation.ols_mse:.6g}, beyond the tolerance {max_gap:g}; try --preset default, "
+        "--dtype float64 or more --epochs, or raise --max-optimality-gap deliberately"
+    )
+
+
 def evaluate_model(
-    frame: pd.DataFrame, features: list[str], target: str, trained: TrainResult, plan: SplitPlan
+    frame: pd.DataFrame,
+    features: list[str],
+    target: str,
+    trained: TrainResult,
+    plan: SplitPlan,
+    max_optimality_gap: float | None = None,
+    aims_at_optimum: bool = True,
 ) -> tuple[Evaluation, pd.DataFrame]:
+    """Metrics and the optimum; a run short of the optimum fails (see check_optimality)."""
     y = frame[target].to_numpy(dtype=np.float64)
     predicted = predict(frame, trained.coefficients, trained.intercept)
     groups: dict[Split, np.ndarray | None] = {"all": None}
     if plan.holdout_rows is not None:
         groups = {"train": plan.train_rows, "holdout": plan.holdout_rows, "all": None}
-    metrics = {name: _metrics(name, y, predicted, rows) for name, rows in groups.items()}
+    metrics = {name: split_metrics(name, y, predicted, rows) for name, rows in groups.items()}
     fit_rows = plan.train_rows
     # Streaming on long well-conditioned data (no copy of the feature matrix), exact QR else.
     reference = reference_fit(
@@ -164,6 +131,7 @@ def evaluate_model(
         reference_trusted=reference.condition_number < TRUSTED_CONDITION,
     )
     del y_fit
+    check_optimality(evaluation, max_optimality_gap, aims_at_optimum)
     # No copies: predicted and residual are this function's own; y is a read-only view of the
     # validated frame, so an in-place edit of the predictions raises instead of reaching it.
     predictions = pd.DataFrame(

@@ -21,8 +21,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.exceptions import MissingContextError
 
+from regflow.io.text import name_list
 from regflow.schemas.params import DEFAULT_ALPHA, DEFAULT_MIN_ABS_R
 from regflow.schemas.results import FeatureCorrelation, GateReport, GateWarning
+from regflow.stats.correlation import pearson, spearman_sampled
 from regflow.stats.distributions import f_sf, r_two_sided_p
 from regflow.stats.fit_summary import FitSummary, summarise_fit
 
@@ -49,43 +51,6 @@ def _fmt(value: float, threshold: float | None = None) -> str:
         if threshold is None or value == threshold or text != f"{threshold:.{digits}g}":
             return text
     return repr(value)
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties sharing their average rank (vectorised, one sort)."""
-    order = np.argsort(values)  # ties get their average rank, so any sort order will do
-    ordered = values[order]
-    starts_run = np.empty(ordered.shape[0], dtype=bool)
-    starts_run[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
-    run_id = np.cumsum(starts_run) - 1
-    run_start = np.flatnonzero(starts_run)
-    run_end = np.append(run_start[1:], ordered.shape[0])  # exclusive
-    average = (run_start + run_end + 1) / 2.0  # mean of the 1-based ranks start+1 .. end
-    ranks = np.empty(ordered.shape[0])
-    ranks[order] = average[run_id]
-    return ranks
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    # einsum, not BLAS dot: threaded BLAS on a busy machine is many times slower here.
-    denominator = math.sqrt(float(np.einsum("i,i->", a, a)) * float(np.einsum("i,i->", b, b)))
-    return float(np.einsum("i,i->", a, b)) / denominator if denominator > 0.0 else math.nan
-
-
-def _spearman(x: list[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, int]:
-    """Spearman rho of each column of x with y, on at most SPEARMAN_MAX_ROWS sampled rows."""
-    n = y.shape[0]
-    if n > SPEARMAN_MAX_ROWS:
-        rng = np.random.default_rng(SPEARMAN_SEED)
-        rows = np.sort(rng.choice(n, size=SPEARMAN_MAX_ROWS, replace=False))
-        x = [column[rows] for column in x]
-        y = y[rows]
-    y_ranks = _average_ranks(y)
-    rho = np.array([_pearson(_average_ranks(column), y_ranks) for column in x])
-    return rho, y.shape[0]
 
 
 def _column_arrays(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
@@ -188,9 +153,9 @@ def _conditioning_warning(fit: FitSummary, features: list[str]) -> GateWarning |
         )
         parts = []
         if constant:
-            parts.append("constant: " + ", ".join(f"'{name}'" for name in constant))
+            parts.append(f"constant: {name_list(constant)}")
         if involved.size:
-            parts.append("linearly dependent: " + ", ".join(f"'{features[j]}'" for j in involved))
+            parts.append(f"linearly dependent: {name_list(features[j] for j in involved)}")
         return GateWarning(
             kind="ill_conditioned",
             message=(
@@ -244,6 +209,98 @@ def _decide(
     return False, "; ".join(problems)
 
 
+def _feature_correlation(name: str, r: float, rho: float, n: int) -> FeatureCorrelation:
+    """r with its t test (n - 2 df) and rho; undefined ones (a constant column) taken as 0."""
+    defined = math.isfinite(r)
+    return FeatureCorrelation(
+        feature=name,
+        r=r if defined else 0.0,
+        p_value=r_two_sided_p(r, n - 2) if defined and n > 2 else 1.0,
+        spearman=rho if math.isfinite(rho) else 0.0,
+    )
+
+
+def _degenerate_reason(
+    x: list[np.ndarray],
+    y: np.ndarray,
+    features: list[str],
+    target: str,
+    min_abs_r: float,
+    *,
+    all_flat: bool,
+    intercept: bool = True,
+) -> str | None:
+    """Why the gate stops on a constant target or features, or None (all O(n) per column)."""
+    d = len(features)
+    if y.min() == y.max():
+        return (
+            f"the target '{target}' is constant (every row is {_fmt(float(y[0]))}):"
+            " there is no relationship to model"
+        )
+    if d == 1 and x[0].min() == x[0].max():
+        return (
+            f"feature '{features[0]}' is constant (every row is {_fmt(float(x[0][0]))}):"
+            f" |r| is undefined (taken as 0), below min_abs_r = {min_abs_r:g}"
+        )
+    if d > 1 and all_flat:
+        state = "constant" if intercept else "zero"
+        return f"all {d} features are {state}: R is 0, below min_abs_r = {min_abs_r:g}"
+    return None
+
+
+def _too_few_rows_report(
+    x: list[np.ndarray],
+    y: np.ndarray,
+    features: list[str],
+    target: str,
+    needed: int,
+    *,
+    min_abs_r: float,
+    alpha: float,
+    lead: int,
+) -> GateReport:
+    """The stop for fewer rows than the F test needs, from O(n) work per feature.
+
+    No least-squares fit: R and the condition number are left undefined (NaN), and there are
+    no warnings (curvature, leverage and rank disagreement mean little on so few rows).
+    """
+    n, d = y.shape[0], len(features)
+    if not (np.isfinite(y).all() and all(np.isfinite(column).all() for column in x)):
+        _check_finite(x, y, features, target)
+    rhos, _ = spearman_sampled(x, y, SPEARMAN_MAX_ROWS, SPEARMAN_SEED)
+    correlations = [
+        _feature_correlation(name, pearson(x[j], y), float(rhos[j]), n)
+        for j, name in enumerate(features)
+    ]
+    single = d == 1 and lead == 1
+    label = "|r|" if single else "R"
+    # The fit's rank is 0 exactly when every centred column (every column, through the
+    # origin) is zero.
+    flat = all((c.min() == c.max()) and (lead == 1 or c[0] == 0.0) for c in x)
+    reason = _degenerate_reason(
+        x, y, features, target, min_abs_r, all_flat=flat, intercept=lead == 1
+    ) or (
+        f"too few rows for {d} feature{'s' if d > 1 else ''}: {n} row{'s' if n != 1 else ''}"
+        f" but the p-value of {label} needs at least {needed}, so it is undefined"
+        " (taken as 1.0)"
+    )
+    return GateReport(
+        n_rows=n,
+        features=correlations,
+        multiple_r=math.nan,
+        multiple_r_p_value=1.0,
+        statistic="max_abs_r" if single else "R",
+        value=abs(correlations[0].r) if single else math.nan,
+        p_value=1.0,
+        min_abs_r=min_abs_r,
+        alpha=alpha,
+        condition_number=math.nan,
+        passed=False,
+        reason=reason,
+        warnings=[],
+    )
+
+
 def correlation_gate(
     frame: pd.DataFrame,
     features: list[str],
@@ -259,7 +316,7 @@ def correlation_gate(
         raise ValueError("the gate needs at least one feature")
     missing = [name for name in [*features, target] if name not in frame.columns]
     if missing:
-        raise ValueError(f"columns not in the data: {', '.join(repr(m) for m in missing)}")
+        raise ValueError(f"columns not in the data: {name_list(missing)}")
     if target in features:
         raise ValueError(f"the target '{target}' is also listed as a feature")
     if len(set(features)) != len(features):
@@ -275,9 +332,17 @@ def correlation_gate(
 
     x = _column_arrays(frame, features)
     y = _column_arrays(frame, [target])[0]
+    lead = 1 if fit_intercept else 0
+    needed = 3 if d == 1 and fit_intercept else d + 1 + lead
+    if n < needed:
+        # Cheap conditions first: the least-squares summary costs O(d^3) on wide data (40 rows
+        # by 10,000 features took 22 minutes) and cannot change this decision.
+        return _too_few_rows_report(
+            x, y, features, target, needed, min_abs_r=min_abs_r, alpha=alpha, lead=lead
+        )
     # The sampled rank correlation runs beside the least-squares sweeps (numpy releases the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        ranked = pool.submit(_spearman, x, y)
+        ranked = pool.submit(spearman_sampled, x, y, SPEARMAN_MAX_ROWS, SPEARMAN_SEED)
         try:
             fit = summarise_fit(x, y, fit_intercept=fit_intercept)
         except ValueError:
@@ -286,22 +351,12 @@ def correlation_gate(
         spearman, spearman_rows = ranked.result()
 
     # Per-feature Pearson r (t test, n - 2 df) and Spearman rho.
-    correlations: list[FeatureCorrelation] = []
-    for j, name in enumerate(features):
-        r = float(fit.correlations[j])
-        defined = math.isfinite(r)
-        rho = float(spearman[j])
-        correlations.append(
-            FeatureCorrelation(
-                feature=name,
-                r=r if defined else 0.0,
-                p_value=r_two_sided_p(r, n - 2) if defined and n > 2 else 1.0,
-                spearman=rho if math.isfinite(rho) else 0.0,
-            )
-        )
+    correlations = [
+        _feature_correlation(name, float(fit.correlations[j]), float(spearman[j]), n)
+        for j, name in enumerate(features)
+    ]
 
     # Multiple correlation and its overall F test (df1 = rank, df2 = n - rank - intercept).
-    lead = 1 if fit_intercept else 0
     multiple_r = math.sqrt(fit.r2)
     df1 = fit.rank
     df2 = n - fit.rank - lead
@@ -321,44 +376,20 @@ def correlation_gate(
         statistic = "max_abs_r"
         value = abs(correlations[0].r)
         p_value = correlations[0].p_value
-        enough_rows = n > 2
-        needed = 3
         subject = f" for '{features[0]}'"
         label = "|r|"
     else:
         statistic = "R"
         value = multiple_r
         p_value = multiple_p
-        needed = d + 1 + lead
-        enough_rows = n >= needed
         subject = f" for the {d} features" if d > 1 else f" for '{features[0]}' through the origin"
         label = "R"
-    if not enough_rows:
-        p_value = 1.0
 
-    if y_constant:
-        passed = False
-        reason = (
-            f"the target '{target}' is constant (every row is {_fmt(float(y[0]))}):"
-            " there is no relationship to model"
-        )
-    elif d == 1 and x[0].min() == x[0].max():
-        passed = False
-        reason = (
-            f"feature '{features[0]}' is constant (every row is {_fmt(float(x[0][0]))}):"
-            f" |r| is undefined (taken as 0), below min_abs_r = {min_abs_r:g}"
-        )
-    elif d > 1 and fit.rank == 0:
-        passed = False
-        state = "constant" if fit_intercept else "zero"
-        reason = f"all {d} features are {state}: R is 0, below min_abs_r = {min_abs_r:g}"
-    elif not enough_rows:
-        passed = False
-        reason = (
-            f"too few rows for {d} feature{'s' if d > 1 else ''}: {n} row{'s' if n != 1 else ''}"
-            f" but the p-value of {label} needs at least {needed}, so it is undefined"
-            " (taken as 1.0)"
-        )
+    stop = _degenerate_reason(
+        x, y, features, target, min_abs_r, all_flat=fit.rank == 0, intercept=fit_intercept
+    )
+    if stop is not None:
+        passed, reason = False, stop
     else:
         passed, reason = _decide(label, value, p_value, min_abs_r, alpha, subject)
 

@@ -21,7 +21,7 @@ from regflow.registry import (
 )
 from regflow.schemas.model_card import Signature
 from regflow.schemas.promotion import PromotionDecision, PromotionResult
-from regflow.tasks.evaluate import split_metrics
+from regflow.stats.metrics import split_metrics
 from regflow.tasks.outcomes import pipeline_task
 
 CHAMPION = "champion"

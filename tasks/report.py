@@ -18,6 +18,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from regflow.io.markdown import md_text
+from regflow.io.text import name_list
 from regflow.schemas.frames import ValidatedData
 from regflow.schemas.promotion import PromotionResult
 from regflow.schemas.results import Evaluation, GateReport, QuarantineSummary, TrainResult
@@ -259,7 +260,7 @@ def log_data_summary(valid: ValidatedData, quarantine: QuarantineSummary | None)
             ", ".join(f"{check}: {n}" for check, n in quarantine.by_check.items()),
             quarantine.rows_used,
         )
-    shown = ", ".join(valid.features[:10]) + (" ..." if len(valid.features) > 10 else "")
+    shown = name_list(valid.features, quote=False)
     logger.info(
         "%s: %d rows, features %s, target '%s'",
         valid.source,

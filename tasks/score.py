@@ -11,23 +11,27 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from regflow.errors import InvalidInputError, Problem
+from regflow.errors import InvalidInputError
 from regflow.io.safe_csv import neutralise_formulas
 from regflow.registry import Predictor, Registry, parse_ref
+from regflow.schemas.columns import (
+    PREDICTION_COLUMN,
+    REF_COLUMN,
+    RESERVED_COLUMNS,
+    VERSION_COLUMN,
+    reserved_problems,
+)
+from regflow.schemas.params import default_model_name
 from regflow.tasks.outcomes import pipeline_task
 
-PREDICTION_COLUMN = "predicted"
-VERSION_COLUMN = "model_version"
-REF_COLUMN = "model_ref"
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 DEFAULT_OUTPUT_DIR = Path("artifacts") / "scores"
 ARTIFACT_ROWS = 100
 
 
 def default_model_ref(data: str) -> str:
-    """`<data file name without extension>@champion`, as `regflow train` names models."""
-    stem = Path(data.split("?", 1)[0].rstrip("/")).stem
-    return f"{stem}@champion"
+    """`<default model name>@champion`: the name `regflow train` gives without --model."""
+    return f"{default_model_name(data)}@champion"
 
 
 def load_model(ref: str, registry: str | None = None) -> Predictor:
@@ -54,20 +58,13 @@ def default_output(data: str, predictor: Predictor) -> Path:
 
 def score_frame(predictor: Predictor, frame: pd.DataFrame, source: str | None) -> pd.DataFrame:
     """The input's columns plus the prediction and the model version that made it (pure)."""
-    clashes = [c for c in (PREDICTION_COLUMN, VERSION_COLUMN, REF_COLUMN) if c in frame.columns]
+    clashes = reserved_problems(
+        [c for c in RESERVED_COLUMNS if c in frame.columns],
+        source,
+        "scoring adds this column; rename or drop it in the input",
+    )
     if clashes:
-        raise InvalidInputError(
-            source,
-            [
-                Problem(
-                    check="reserved_column",
-                    message="scoring adds this column; rename or drop it in the input",
-                    file=source,
-                    column=c,
-                )
-                for c in clashes
-            ],
-        )
+        raise InvalidInputError(source, clashes)
     if len(frame) == 0:
         # A header and no rows: pandas reads the empty columns as text. Nothing to score is
         # not a wrong type; the result is an empty table with the output columns.

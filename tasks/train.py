@@ -7,8 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Literal, TypeVar, cast
+from typing import TypeVar, cast
 from uuid import UUID
 
 import numpy as np
@@ -19,76 +18,24 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from regflow.errors import TrainingDivergedError, UsageError
 from regflow.runtime.cores import usable_cores
-from regflow.schemas.params import OptimizerName as Optimizer
-from regflow.schemas.params import Preset
 from regflow.schemas.results import Standardization, TrainResult
 from regflow.tasks.outcomes import pipeline_task
 
-Precision = Literal["float32", "float64"]
+# Re-exported: the flow, the CLI and the tests import the configuration from here.
+from regflow.tasks.train_config import PRESETS as PRESETS
+from regflow.tasks.train_config import TrainConfig as TrainConfig
+from regflow.tasks.train_config import aims_at_optimum as aims_at_optimum
+from regflow.tasks.train_config import choose_dtype as choose_dtype
+from regflow.tasks.train_config import resolve_config as resolve_config
+
 ProgressFn = Callable[[int, int, float], None]
 
-DEFAULT_LR: dict[str, float] = {"sgd": 0.1, "adam": 0.05, "lbfgs": 1.0}
-DEFAULT_EPOCHS: dict[str, int] = {"sgd": 2000, "adam": 2000, "lbfgs": 200}
-# First-order optimizers wander before they settle: give them a longer window.
-DEFAULT_PATIENCE: dict[str, int] = {"sgd": 100, "adam": 100, "lbfgs": 10}
 REPORTS_PER_RUN = 20  # log and progress updates per run, whatever the epoch count
+MAX_SUGGESTED_LR = 1.0  # the largest default lr (L-BFGS's)
 GREW_TOO_MUCH = 10.0  # a final loss this many times the initial one: the lr made it diverge
 BLOCK_ROWS = 1 << 20
 _C = TypeVar("_C")
 _R = TypeVar("_R")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    optimizer: Optimizer
-    lr: float
-    epochs: int
-    standardize: bool
-    fit_intercept: bool = True
-    seed: int = 0
-    tol: float = 1e-12  # relative improvement under which an epoch counts as stalled
-    patience: int = 10  # stalled epochs in a row before stopping early
-    early_stopping: bool = True
-    dtype: Precision = "float32"
-
-
-PRESETS: dict[str, TrainConfig] = {
-    # Fast to the least-squares optimum: full-batch L-BFGS on standardised data.
-    "default": TrainConfig(optimizer="lbfgs", lr=1.0, epochs=200, standardize=True),
-    # The tutorial exactly: SGD, lr 0.01, 100 epochs, raw data, full batch, no early stop.
-    "seed": TrainConfig(
-        optimizer="sgd", lr=0.01, epochs=100, standardize=False, early_stopping=False
-    ),
-}
-
-
-def resolve_config(
-    preset: Preset = "default",
-    *,
-    optimizer: Optimizer | None = None,
-    lr: float | None = None,
-    epochs: int | None = None,
-    fit_intercept: bool = True,
-    seed: int = 0,
-    dtype: Precision = "float32",
-) -> TrainConfig:
-    """A preset with the options the user set on top of it."""
-    if preset not in PRESETS:
-        raise UsageError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
-    config = replace(PRESETS[preset], fit_intercept=fit_intercept, seed=seed, dtype=dtype)
-    if optimizer is not None and optimizer != config.optimizer:
-        config = replace(
-            config,
-            optimizer=optimizer,
-            lr=DEFAULT_LR[optimizer],
-            epochs=DEFAULT_EPOCHS[optimizer],
-            patience=DEFAULT_PATIENCE[optimizer],
-        )
-    if lr is not None:
-        config = replace(config, lr=lr)
-    if epochs is not None:
-        config = replace(config, epochs=epochs)
-    return config
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -108,26 +55,6 @@ def select_device(name: str = "auto") -> torch.device:
             check="device_available",
         )
     raise UsageError(f"unknown device '{name}': use auto, cpu, cuda or mps", check="device")
-
-
-# float32 keeps ~7 digits: past these, its rounding is no longer small against the residuals.
-FLOAT32_MAX_CONDITION = 1e3
-FLOAT32_MIN_RESIDUAL_SHARE = 1e-5
-
-
-def choose_dtype(
-    requested: str, *, condition_number: float, r_squared: float, device: torch.device
-) -> tuple[Precision, str]:
-    """float32 by default; float64 where float32 cannot reach the least-squares optimum."""
-    if requested in ("float32", "float64"):
-        return requested, f"{requested} as requested"  # type: ignore[return-value]
-    if device.type == "mps":
-        return "float32", "float32: MPS has no float64"
-    if condition_number > FLOAT32_MAX_CONDITION:
-        return "float64", f"float64: the design's condition number {condition_number:.3g} > 1e3"
-    if 1.0 - r_squared < FLOAT32_MIN_RESIDUAL_SHARE:
-        return "float64", f"float64: a near-exact fit (1 - R^2 = {1.0 - r_squared:.2g})"
-    return "float32", "float32 (default)"
 
 
 def standardization(
@@ -156,15 +83,27 @@ def standardization(
         values = frame[name].to_numpy(dtype=np.float64)
         total = sum(float(block.sum()) for _, block in _blocks(values, rows, gathered))
         mean = total / n if config.fit_intercept and n else 0.0
-        squares = 0.0
+        # sum(c^2) = big^2 * ssq, with each block divided by its largest |c| before squaring
+        # (LAPACK's scaled nrm2): plain squares of a column near 1e-300 underflow to 0, and
+        # the column then kept scale 1 and vanished when rounded to float32.
+        big, ssq = 0.0, 0.0
         for _, block in _blocks(values, rows, gathered):
             centred = work[: len(block)]
             np.subtract(block, mean, out=centred)
+            np.abs(centred, out=centred)
+            peak = float(centred.max()) if len(centred) else 0.0
+            if peak == 0.0:
+                continue
+            np.divide(centred, peak, out=centred)
             # Squared in place and summed pairwise: no BLAS call, whose two threads stall
             # on a busy two-core machine (np.dot here ran 5-15x slower under load).
             np.multiply(centred, centred, out=centred)
-            squares += float(centred.sum())
-        scale = float(np.sqrt(squares / n)) if n else 0.0
+            part = float(centred.sum())
+            if peak > big:
+                big, ssq = peak, ssq * (big / peak) ** 2 + part
+            else:
+                ssq += part * (peak / big) ** 2
+        scale = big * math.sqrt(ssq / n) if n else 0.0
         return mean, scale if scale > 0 else 1.0
 
     *x, (y_mean, y_scale) = _per_column(stats, [*features, target], n)
@@ -327,8 +266,18 @@ def _diverged(
     return TrainingDivergedError(
         f"training diverged: the loss {became} at epoch {epoch} "
         f"({config.optimizer}, lr={config.lr:g}); the learning rate is too large for this data: "
-        f"try a smaller one, e.g. --lr {config.lr / 10:g}"
+        f"try a smaller one, e.g. --lr {smaller_lr(config):g}"
     )
+
+
+def smaller_lr(config: TrainConfig) -> float:
+    """A finite learning rate to suggest: a tenth of this one, rounded, and at most 1.
+
+    A tenth of a huge lr (1e308) is as useless as the lr itself, and of an infinite one is inf;
+    every optimizer's default is at most 1.
+    """
+    tenth = float(f"{config.lr / 10:.1g}") if math.isfinite(config.lr) else math.inf
+    return min(tenth, MAX_SUGGESTED_LR)
 
 
 def fit_linear(
@@ -390,7 +339,13 @@ def fit_linear(
             # stalled anyway, and at float32's noise floor the search costs ~6 passes.
             optimizer.param_groups[0]["tolerance_change"] = config.tol * best
         # torch's stubs type step(closure) as float; it returns the closure's tensor.
-        stepped = cast(torch.Tensor, optimizer.step(closure))  # type: ignore[arg-type]
+        try:
+            stepped = cast(torch.Tensor, optimizer.step(closure))  # type: ignore[arg-type]
+        except RuntimeError as err:
+            # torch casts the lr to the parameters' dtype: an lr past float32's range fails so.
+            if "overflow" not in str(err):
+                raise
+            raise _diverged(epoch, math.inf, config) from None
         loss = float(stepped.detach())  # the loss before this epoch's update
         if not math.isfinite(loss):
             raise _diverged(epoch, loss, config)

@@ -132,3 +132,9 @@ class GateStoppedError(RegflowError):
 
     def to_dict(self) -> dict[str, object]:
         return {"error": type(self).__name__, "message": str(self)}
+
+
+class TrainingDidNotConvergeError(RegflowError):
+    """The trained model is further from the least-squares optimum than the tolerance allows."""
+
+    state_name = "TrainingDidNotConverge"

@@ -27,6 +27,8 @@ COLUMN_CHECKS = {
     "finite",
     "within_float32_range",
     "not_constant",
+    "numeric_dtype",  # a boolean feature (schemas.columns)
+    "reserved_column",
 }
 TABLE_CHECKS = {"at_least_3_rows", "numeric_features", "features_given", "max_invalid_fraction"}
 

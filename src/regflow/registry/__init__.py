@@ -11,6 +11,7 @@ from regflow.registry.errors import (
     InvalidReferenceError,
     NotFoundError,
     RegistryError,
+    RegistryReadOnlyError,
 )
 from regflow.registry.predictor import Predictor
 from regflow.registry.promotion import decide_promotion, signature_difference
@@ -35,6 +36,7 @@ __all__ = [
     "RegisteredModel",
     "Registry",
     "RegistryError",
+    "RegistryReadOnlyError",
     "decide_promotion",
     "parse_ref",
     "signature_difference",

@@ -25,6 +25,25 @@ class InvalidReferenceError(NotFoundError):
     state_name = "InvalidReference"
 
 
+class RegistryReadOnlyError(RegistryError):
+    """A write to a registry opened read-only (read-only mount, or a folder we cannot write)."""
+
+    exit_code = 2
+    status = "invalid"
+    state_name = "RegistryReadOnly"
+    check = "registry_read_only"
+
+    def __init__(self, location: str, action: str = "change it"):
+        self.location = location
+        super().__init__(
+            f"registry {location} is read-only: cannot {action}; nothing was changed (use a "
+            "writable copy, or ask its owner)"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "check": self.check, "registry": self.location}
+
+
 class AliasConflict(RegistryError):
     """An alias moved under us: compare-and-set saw another version than expected."""
 

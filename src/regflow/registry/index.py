@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +36,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import make_url
+
+from regflow.registry.errors import InvalidReferenceError, RegistryReadOnlyError
 
 SCHEMA_VERSION = 1
 _WRITE = "regflow_write"
@@ -121,7 +125,17 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def create_index_engine(url: str) -> Engine:
+def sqlite_read_only_url(db: Path, *, immutable: bool) -> str:
+    """A SQLAlchemy URL that opens the SQLite file `db` read-only (SQLite URI `mode=ro`).
+
+    `immutable=1` also tells SQLite that nobody writes the file, so it needs no -shm/-wal
+    (a WAL database in a folder where they cannot be created opens only that way).
+    """
+    flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+    return f"sqlite:///file:{quote(str(db))}?{flags}&uri=true"
+
+
+def create_index_engine(url: str, *, read_only: bool = False) -> Engine:
     """An engine for the index; SQLite gets WAL, a busy timeout and explicit BEGINs."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -137,7 +151,8 @@ def create_index_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA busy_timeout = 60000")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if not read_only:  # switching the journal mode writes the file
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
@@ -156,9 +171,12 @@ def create_index_engine(url: str) -> Engine:
 class RegistryIndex:
     """The index database: read and write transactions plus schema creation."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, read_only: bool = False, location: str | None = None):
+        """`read_only`: `url` opens the database read-only, and `write()` refuses."""
         self.url = url
-        self.engine = create_index_engine(url)
+        self.read_only = read_only
+        self.location = location or url
+        self.engine = create_index_engine(url, read_only=read_only)
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self._create_schema()
 
@@ -171,6 +189,12 @@ class RegistryIndex:
                 ).scalar()
                 if have is not None and int(have) <= SCHEMA_VERSION:
                     return
+        if self.read_only:
+            # Cannot create or upgrade the tables; say what is wrong instead.
+            raise InvalidReferenceError(
+                f"{self.location} is not a regflow registry index this regflow can read "
+                "(no tables, or a newer schema), and it is read-only"
+            )
         # Inside one write transaction, so several processes opening a fresh registry at
         # once do not race on CREATE TABLE.
         with self.write() as conn:
@@ -193,10 +217,16 @@ class RegistryIndex:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits at the end, rolls everything back on any error."""
+        self.check_writable()
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
+
+    def check_writable(self, action: str = "change it") -> None:
+        """RegistryReadOnlyError when this index was opened read-only."""
+        if self.read_only:
+            raise RegistryReadOnlyError(self.location, action)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

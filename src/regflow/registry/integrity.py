@@ -75,8 +75,10 @@ class IntegrityMixin(RegistryBase):
 
     def _orphans(self, *, remove: bool = False) -> list[tuple[str, int]]:
         # Under the write lock: a registration renames its folder and commits its row while
-        # holding it, so we never mistake an in-flight version for an orphan (SQLite).
-        with self._index.write() as conn:
+        # holding it, so we never mistake an in-flight version for an orphan (SQLite). A
+        # read-only index has no lock to take, and `verify` only lists, so it reads.
+        locked = remove or not self._index.read_only
+        with self._index.write() if locked else self._index.read() as conn:
             # Plain tuples, to compare with the store's (name, version) pairs; Result.tuples()
             # is deprecated in SQLAlchemy 2.1.
             live = {

@@ -7,6 +7,7 @@ names the store of a database URL.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
 from regflow.errors import UsageError
-from regflow.registry.errors import InvalidReferenceError, NotFoundError, RegistryError
-from regflow.registry.index import RegistryIndex
+from regflow.registry.errors import (
+    InvalidReferenceError,
+    NotFoundError,
+    RegistryError,
+    RegistryReadOnlyError,
+)
+from regflow.registry.index import RegistryIndex, sqlite_read_only_url
 from regflow.registry.reading import RegistryBase
 from regflow.registry.store import LocalDirectoryStore
 
@@ -67,7 +73,7 @@ def resolve_location(
             f"no registry at {root} (no index.db): register a model first, or pass "
             f"--registry / set {ENV_VAR}"
         )
-    root.mkdir(parents=True, exist_ok=True)
+    _make_folder(root, create)
     return Location(
         index_url=f"sqlite:///{root / 'index.db'}",
         store_path=store or str(root / "store"),
@@ -93,7 +99,7 @@ def _database_location(text: str, store: str | None, create: bool) -> Location:
         db = Path(url.database).resolve()
         if not create and not db.exists():
             raise NotFoundError(f"no registry index at {db}")
-        db.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(db.parent, create)
     return Location(
         index_url=text,
         store_path=store_path,
@@ -101,12 +107,69 @@ def _database_location(text: str, store: str | None, create: bool) -> Location:
     )
 
 
-def open_index(where: Location) -> RegistryIndex:
+def _make_folder(folder: Path, create: bool) -> None:
+    """Make the registry's folder when creating; a folder we may not write says so."""
+    if not create or folder.is_dir():
+        return  # readers write nothing at open time
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        raise RegistryReadOnlyError(str(folder), "create a registry there") from None
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        raise RegistryReadOnlyError(str(folder), "create a registry there") from None
+
+
+def _sqlite_file(where: Location) -> Path | None:
+    url = make_url(where.index_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def is_read_only(where: Location) -> bool:
+    """Whether this process cannot write the registry's SQLite index or its store.
+
+    `os.access` also reports a read-only mount (EROFS). A database URL other than SQLite
+    is writable as far as we can tell; its server refuses what it must.
+    """
+    db = _sqlite_file(where)
+    if db is None:
+        return False
+    store = Path(where.store_path)
+    return (
+        not os.access(db.parent, os.W_OK)
+        or (db.exists() and not os.access(db, os.W_OK))
+        or (store.exists() and not os.access(store, os.W_OK))
+    )
+
+
+def read_only_index_url(where: Location) -> str:
+    """The URL that opens the index read-only: SQLite `mode=ro`, plus `immutable=1` if needed.
+
+    A WAL database needs its -shm and -wal files. Without them, SQLite would create them
+    (a writable folder) or fail (a read-only one), so it opens the file as immutable: with
+    no -wal no writer is active, and in a read-only folder none can start. With them (a
+    writer may be active) it reads through them.
+    """
+    db = _sqlite_file(where)
+    if db is None:
+        return where.index_url
+    companions = [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm")]
+    immutable = not all(p.exists() for p in companions)
+    return sqlite_read_only_url(db, immutable=immutable)
+
+
+def open_index(where: Location, *, read_only: bool = False) -> RegistryIndex:
     """The index at `where`; a missing driver or a file that is no index is one clear error."""
     url = make_url(where.index_url)
     shown = url.database if url.get_backend_name() == "sqlite" and url.database else where.display
     try:
-        return RegistryIndex(where.index_url)
+        if read_only:
+            url_ro = read_only_index_url(where)
+            return RegistryIndex(url_ro, read_only=True, location=where.display)
+        return RegistryIndex(where.index_url, location=where.display)
     except sa_exc.OperationalError as exc:
         # Unreachable server, locked or unreadable file: may pass, so not a usage error.
         raise RegistryError(f"cannot open registry index {shown}: {exc.orig}") from None
@@ -213,6 +276,7 @@ class LocationMixin(RegistryBase):
         *,
         store: str | None = None,
         create: bool = True,
+        read_only: bool | None = None,
     ) -> Self:
         """Open the registry at `uri`, creating it unless `create=False`.
 
@@ -221,14 +285,32 @@ class LocationMixin(RegistryBase):
         `postgresql://...`) names the index; the files then go to `store`, or
         $REGFLOW_REGISTRY_STORE, or (SQLite only) `store/` beside the database file.
         With `create=False` a missing SQLite registry is a NotFoundError (a typo in
-        `--registry` should not silently create an empty registry).
+        `--registry` should not silently create an empty registry), and nothing is written.
+        `read_only` None: read-only when this process cannot write the SQLite index or the
+        store (see `is_read_only`); then reads work and every write is a
+        RegistryReadOnlyError (exit 2), raised before anything changes.
         """
         where = resolve_location(uri, store=store, create=create)
+        if read_only is None:
+            read_only = is_read_only(where)
+        db = _sqlite_file(where)
+        if read_only and db is not None and not db.exists():
+            raise RegistryReadOnlyError(where.display, "create a registry there")
         return cls(
-            open_index(where),
-            LocalDirectoryStore(Path(where.store_path)),
+            open_index(where, read_only=read_only),
+            LocalDirectoryStore(
+                Path(where.store_path),
+                create=create,
+                read_only=read_only,
+                registry=where.display,
+            ),
             where.display,
         )
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this registry was opened read-only (every write refuses)."""
+        return self._index.read_only
 
     def close(self) -> None:
         self._index.dispose()

@@ -9,6 +9,7 @@ import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.io.model_files import LinearWeights
+from regflow.schemas.columns import NUMERIC_DTYPE_CHECK, is_numeric_feature, numeric_dtype_message
 from regflow.schemas.model_card import ModelCard, Signature
 from regflow.stats.linear_predictions import linear_predictions
 
@@ -16,11 +17,8 @@ _EXAMPLES = 5
 
 
 def _is_numeric(series: pd.Series) -> bool:
-    return bool(
-        pd.api.types.is_numeric_dtype(series.dtype)
-        and not pd.api.types.is_bool_dtype(series.dtype)
-        and not pd.api.types.is_complex_dtype(series.dtype)
-    )
+    # The rule training applies too (schemas.columns): a model that trains can score.
+    return is_numeric_feature(series.dtype)
 
 
 def _finite(series: pd.Series) -> pd.Series:
@@ -41,7 +39,7 @@ def signature_schema(signature: Signature) -> Any:
             name: pa.Column(
                 nullable=False,
                 checks=[
-                    pa.Check(_is_numeric, name="numeric_dtype"),
+                    pa.Check(_is_numeric, name=NUMERIC_DTYPE_CHECK),
                     pa.Check(_finite, name="finite"),
                 ],
             )
@@ -55,7 +53,6 @@ def signature_schema(signature: Signature) -> Any:
 _MESSAGES = {
     "column_in_dataframe": "required feature is missing",
     "not_nullable": "missing values (null/NaN) where the model needs numbers",
-    "numeric_dtype": "must be numeric (integers or floats)",
     "finite": "infinite values",
 }
 
@@ -80,8 +77,8 @@ def _problems(
     rest = failure_cases[failure_cases["check"] != "column_in_dataframe"]
     for (column, check), group in rest.groupby(["column", "check"], sort=False, dropna=False):
         message = _MESSAGES.get(str(check), f"check {check} failed")
-        if check == "numeric_dtype":
-            message += f", found dtype {frame[column].dtype}"
+        if check == NUMERIC_DTYPE_CHECK:
+            message = numeric_dtype_message(frame[column])
         shown = group[group["index"].notna()].head(_EXAMPLES)
         # 1-based positions, as training reports them: row 1 is the first data row.
         rows = [int(i) + 1 for i in shown["index"] if isinstance(i, int | np.integer)]

@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 
 from regflow.registry.errors import InvalidReferenceError
+from regflow.schemas.params import MODEL_NAME_PATTERN, MODEL_NAME_RULE
 
-# Names become folder names in the store, so they stay portable: no separators, no leading dot.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# One pattern for training's --model and the registry's references (schemas.params).
+NAME_PATTERN = re.compile(MODEL_NAME_PATTERN)
 # Aliases start with a letter so `name@3` cannot be mistaken for a version.
 ALIAS_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 # The index stores versions as 64-bit integers; a larger number could never match a row.
@@ -37,10 +38,7 @@ class ModelRef:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise InvalidReferenceError(
-            f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' "
-            "(at most 128, starting with a letter or digit)"
-        )
+        raise InvalidReferenceError(f"invalid model name {name!r}: use {MODEL_NAME_RULE}")
     return name
 
 

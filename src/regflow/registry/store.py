@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from regflow.registry.errors import RegistryError
+from regflow.registry.errors import RegistryError, RegistryReadOnlyError
 
 MANIFEST_FILE = "manifest.json"
 _STAGING = ".staging"
@@ -86,10 +86,25 @@ def _safe_relative(path: str) -> PurePosixPath:
 class LocalDirectoryStore:
     """Version folders under a local directory; publication is an atomic `rename`."""
 
-    def __init__(self, root: Path):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        registry: str | None = None,
+    ):
+        """`create`: make the staging folder now (readers must not write at open time).
+
+        `read_only`: `stage` refuses, so a registration fails before it copies anything;
+        `registry` names the registry in that message.
+        """
         self.root = Path(root).resolve()
         self.location = str(self.root)
-        (self.root / _STAGING).mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self._registry = registry or self.location
+        if create and not read_only:
+            (self.root / _STAGING).mkdir(parents=True, exist_ok=True)
 
     def _version_dir(self, name: str, version: int) -> Path:
         return self.root / name / str(version)
@@ -104,6 +119,8 @@ class LocalDirectoryStore:
 
         Symlinks are refused: a version must hold its own bytes, not point elsewhere.
         """
+        if self.read_only:
+            raise RegistryReadOnlyError(self._registry, "register a version")
         key = f"{int(time.time())}-{uuid.uuid4().hex}"
         dest_root = self.root / _STAGING / key
         dest_root.mkdir(parents=True)

@@ -1,0 +1,22 @@
+"""Short text for messages and log lines built from lists of names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+NAME_LIMIT = 10
+
+
+def name_list(names: Iterable[object], limit: int = NAME_LIMIT, *, quote: bool = True) -> str:
+    """The first `limit` names joined by ", ", then "... and N more".
+
+    Data may have tens of thousands of columns: a message or log line naming every one of them
+    is hundreds of kilobytes that nobody reads.
+    """
+    items = [str(name) for name in names]
+    shown = [f"'{name}'" if quote else name for name in items[:limit]]
+    text = ", ".join(shown)
+    rest = len(items) - len(shown)
+    if rest > 0:
+        text += f", ... and {rest:,} more"
+    return text
