@@ -36,7 +36,7 @@ from regflow.tasks.publish import (
     publish_task,
     render_plots,
 )
-from regflow.tasks.register import register_task, registry_location
+from regflow.tasks.register import register_task
 from regflow.tasks.report import gate_stop_report_task, log_data_summary, report_task
 from regflow.tasks.train import (
     aims_at_optimum,
@@ -156,8 +156,10 @@ def train(
         images = render_plots(valid.frame, trained, valid.target, predictions)
         out = params.registry
         staged = publish_task(out.out, card, trained, predictions, images, valid.rejected)
-        try:  # the commit point: until the version registers, nothing is left behind
-            version, promotion = unwrap(
+        # The commit point: until the version registers, nothing is left behind. After it, no
+        # RegflowError can end the run, so the CLI may say a failed run left nothing.
+        try:
+            version, promotion, location = unwrap(
                 register_task(
                     out.registry,
                     name,
@@ -213,7 +215,7 @@ def train(
             evaluation=evaluation,
             paths=published,
             predictions_preview=predictions.head(PREVIEW_ROWS).to_dict("records"),
-            registry=registry_location(out.registry),
+            registry=location,
             model_version=version.version,
             model_ref=version.ref,
             promoted=promotion.promoted,

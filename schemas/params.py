@@ -2,8 +2,9 @@
 
 The `train` and `score` flows take these models (the Prefect UI shows one form section per
 group, with the descriptions), the CLI derives its options from them (`regflow.cli.params`),
-and `deployments/prefect.yaml` is validated against them. A field's CLI name is its own name
-with dashes (`min_abs_r` -> `--min-abs-r`) unless `cli` in its extra says otherwise.
+and `deployments/prefect.yaml` is validated against them. A field's CLI option is its flat
+name (`flat_name`) with dashes (`min_abs_r` -> `--min-abs-r`, `model.name` -> `--model`);
+`cli` in its extra names the positional argument instead (`DATA`).
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ class ModelParams(ParamsModel):
         None,
         pattern=MODEL_NAME_PATTERN,
         description="model name: letters, digits, '.', '_' or '-' (default: the data file's name)",
-        json_schema_extra={"cli": "--model"},
     )
     preset: Preset = Field(
         "default", description="default: fast to the optimum; seed: the tutorial's SGD"

@@ -29,12 +29,6 @@ CAS_ATTEMPTS = 3  # another run may move the champion between our read and our w
 UNDECIDED_VERSION = 0  # the challenger's number is allocated only when it registers
 
 
-def registry_location(registry: str | None) -> str:
-    """Where the registry is (after $REGFLOW_REGISTRY and the default are applied)."""
-    with Registry.open(registry) as reg:
-        return reg.location
-
-
 def _metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     m = split_metrics("all", y, predicted)
     return {"mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "n": float(m.n)}
@@ -52,27 +46,18 @@ def _decide(
     min_improvement: float,
 ) -> PromotionDecision:
     current = reg.get_alias(name, CHAMPION)
-    champion_metrics, champion_signature = None, None
+    champion_metrics, champion_signature, unverified = None, None, None
     if current is not None:
         try:
             champion = reg.load(f"{name}:{current}")  # verifies every file
         except IntegrityError as err:
-            return PromotionDecision(
-                promote=False,
-                rule="champion_unverified",
-                reason=f"the champion {name}:{current} failed verification ({err}); not "
-                f"promoted: run `regflow models verify {name}` and promote by hand",
-                challenger_version=UNDECIDED_VERSION,
-                challenger_metrics=challenger_metrics,
-                champion_version=current,
-                champion_metrics=None,
-                min_r2=min_r2,
-                min_improvement=min_improvement,
-            )
-        champion_signature = champion.signature
-        if set(champion.feature_names) <= set(frame.columns):
-            predicted = champion.predict(frame)
-            champion_metrics = _metrics(y, predicted if eval_rows is None else predicted[eval_rows])
+            unverified = str(err)
+        else:
+            champion_signature = champion.signature
+            if set(champion.feature_names) <= set(frame.columns):
+                predicted = champion.predict(frame)
+                on_rows = predicted if eval_rows is None else predicted[eval_rows]
+                champion_metrics = _metrics(y, on_rows)
     return decide_promotion(
         challenger_version=UNDECIDED_VERSION,
         challenger_metrics=challenger_metrics,
@@ -82,6 +67,7 @@ def _decide(
         champion_signature=champion_signature,
         min_r2=min_r2,
         min_improvement=min_improvement,
+        champion_unverified=unverified,
     )
 
 
@@ -99,8 +85,12 @@ def register_and_promote(
     min_r2: float = 0.0,
     min_improvement: float = 0.0,
     actor: str | None = None,
-) -> tuple[ModelVersion, PromotionResult]:
-    """Decide, then register the staged run (and move the champion) in one transaction."""
+) -> tuple[ModelVersion, PromotionResult, str]:
+    """Decide, then register the staged run (and move the champion) in one transaction.
+
+    Returns the version, the promotion result and where the registry is (after
+    $REGFLOW_REGISTRY and the default are applied).
+    """
     y = frame[target].to_numpy(dtype=np.float64)
     mine = challenger_predictions
     if eval_rows is not None:
@@ -130,13 +120,14 @@ def register_and_promote(
                 continue  # the champion moved meanwhile: nothing committed, decide again
             decision = decision.model_copy(update={"challenger_version": version.version})
             after = version.version if decision.promote else decision.champion_version
-            return version, PromotionResult(
+            result = PromotionResult(
                 decision=decision,
                 promoted=decision.promote,
                 champion_before=before,
                 champion_after=after,
                 evaluated_on=evaluated_on,
             )
+            return version, result, reg.location
         raise AliasConflict(name, CHAMPION, before, reg.get_alias(name, CHAMPION))
 
 

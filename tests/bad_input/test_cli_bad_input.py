@@ -99,6 +99,9 @@ def test_exploding_learning_rate_exit_1_and_nothing_registered(runs: dict) -> No
     assert result["status"] == "failed" and result["error"] == "TrainingDivergedError"
     # A tenth of the lr, capped at 1 (the largest default lr): 1e6 / 10 would diverge too.
     assert result["message"].endswith("try a smaller one, e.g. --lr 1")
+    # The message says what was not done, in words and in the JSON.
+    assert "  nothing was published or registered" in done.stderr
+    assert result["published"] is False and result["registered"] is False
     assert "e.g. --lr 1\n" in done.stderr
     assert registered_versions(registry) == 0
 

@@ -42,6 +42,20 @@ def test_lower_or_equal_mse_wins():
     assert lose.champion_metrics == {"mse": 1.0, "r2": 0.7}
 
 
+def test_an_unverified_champion_is_never_replaced_automatically():
+    d = decide_promotion(
+        challenger_version=2,
+        challenger_metrics={"mse": 0.1, "r2": 0.99},
+        challenger_signature=SIG,
+        champion_version=1,
+        champion_metrics=None,
+        champion_signature=None,
+        champion_unverified="file_changed: plots/loss.png",
+    )
+    assert not d.promote and d.rule == "champion_unverified"
+    assert "failed verification (file_changed: plots/loss.png)" in d.reason
+
+
 def test_min_improvement_demands_a_margin():
     champ = {"mse": 1.0, "r2": 0.7}
     assert not decide({"mse": 0.95, "r2": 0.7}, champ, min_improvement=0.1).promote

@@ -48,9 +48,14 @@ def emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def fail(err: RegflowError, as_json: bool, extra: dict[str, Any] | None = None) -> NoReturn:
-    """One line on stderr (InvalidInputError adds its problem list below it), no traceback."""
+def fail(
+    err: RegflowError, as_json: bool, extra: dict[str, Any] | None = None, note: str | None = None
+) -> NoReturn:
+    """One line on stderr (InvalidInputError adds its problem list below it), no traceback;
+    `note`, indented below it, says what was not done."""
     typer.echo(f"regflow: {err}", err=True)
+    if note is not None:
+        typer.echo(f"  {note}", err=True)
     if as_json:
         emit_json({"status": err.status, **(extra or {}), **err.to_dict()})
     raise typer.Exit(err.exit_code)

@@ -19,6 +19,8 @@ from regflow.errors import GateStoppedError, RegflowError
 from regflow.runtime.startup import heavy_imports
 from regflow.schemas.params import TrainParams
 
+NOTHING_LEFT = "nothing was published or registered: no run folder, no new version"
+
 
 @with_model_options(TrainParams, [JSON_OPTION])
 def train_command(as_json: bool = False, **options: Any) -> None:
@@ -53,10 +55,12 @@ def train_command(as_json: bool = False, **options: Any) -> None:
         else:
             print_summary(value)
         return
+    # Every RegflowError ends a training run before its registry commit (flows/training.py).
+    extra: dict[str, Any] = {"flow_run_id": run_id, "published": False, "registered": False}
     if isinstance(value, GateStoppedError):
-        fail(value, as_json, {"flow_run_id": run_id, "gate": gate_json(value.report)})
+        fail(value, as_json, {**extra, "gate": gate_json(value.report)}, NOTHING_LEFT)
     if isinstance(value, RegflowError):
-        fail(value, as_json, {"flow_run_id": run_id})
+        fail(value, as_json, extra, NOTHING_LEFT)
     fail(RegflowError(f"the run failed: {state.message}"), as_json, {"flow_run_id": run_id})
 
 

@@ -53,11 +53,14 @@ def decide_promotion(
     champion_signature: Signature | Mapping[str, Any] | None,
     min_r2: float = 0.0,
     min_improvement: float = 0.0,
+    champion_unverified: str | None = None,
 ) -> PromotionDecision:
     """Apply the promotion rules; both metric sets must come from the same evaluation data.
 
     1. No champion: promote when the challenger's r2 >= min_r2.
     2. The challenger already is the champion: nothing to do.
+    2a. The champion's stored files failed verification (`champion_unverified` says how):
+       never replace it automatically; someone should look first.
     3. Signatures differ (feature names/dtypes or target): never promote automatically.
     4. Otherwise promote when challenger mse <= champion mse * (1 - min_improvement).
     Non-finite challenger metrics never promote.
@@ -103,6 +106,16 @@ def decide_promotion(
             promote=False,
             rule="already_champion",
             reason=f"version {challenger_version} already is the champion",
+            champion_metrics=champion,
+            **common,
+        )
+    if champion_unverified is not None:
+        return PromotionDecision(
+            promote=False,
+            rule="champion_unverified",
+            reason=f"the champion, version {champion_version}, failed verification "
+            f"({champion_unverified}); not promoted: run `regflow models verify` and promote "
+            "by hand",
             champion_metrics=champion,
             **common,
         )
