@@ -16,7 +16,10 @@ from regflow.errors import RegflowError
 from regflow.io.markdown import md_text
 from regflow.schemas.params import ScoreParams, field_label, parameter_error
 from regflow.schemas.scoring import ScoredModel, ScoreResult
+from regflow.stats.monitoring import DEFAULT_MAX_MSE_RATIO, DEFAULT_MAX_PSI, MonitoringReport
+from regflow.tasks.events import emit_model_degraded
 from regflow.tasks.ingest import ingest_task
+from regflow.tasks.monitor import monitor_task, monitoring_report_task, record_monitoring_task
 from regflow.tasks.outcomes import StepFailed, unwrap
 from regflow.tasks.score import (
     PREDICTION_COLUMN,
@@ -49,18 +52,31 @@ def score(
     model: Annotated[str | None, FIELDS["model"]] = None,
     out: Annotated[str | None, FIELDS["out"]] = None,
     registry: Annotated[str | None, FIELDS["registry"]] = None,
+    max_mse_ratio: Annotated[float, FIELDS["max_mse_ratio"]] = DEFAULT_MAX_MSE_RATIO,
+    max_psi: Annotated[float, FIELDS["max_psi"]] = DEFAULT_MAX_PSI,
 ) -> ScoreResult | State:
     """Score `data` with the registry model `model` (default `<data name>@champion`).
 
     Writes the input's columns plus `predicted`, `model_version` and `model_ref` to `out`
     (CSV or Parquet by extension; default artifacts/scores/...) and publishes the first rows
-    as the table artifact `<model>-scores`. Expected failures end the run in a named Failed
-    state (InvalidInput, NotFound, IntegrityError) carrying the error.
+    as the table artifact `<model>-scores`. When `data` holds the model's target column,
+    the version is also judged (live metrics against its holdout, feature drift against its
+    training data): the table artifact `<model>-monitoring`, a registry record, and on a
+    failed check the event `regflow.model.degraded` and status `degraded`. Expected
+    failures end the run in a named Failed state (InvalidInput, NotFound, IntegrityError)
+    carrying the error.
     """
     logger = get_run_logger()
     try:
         try:
-            ScoreParams(data=data, model=model, out=out, registry=registry)
+            ScoreParams(
+                data=data,
+                model=model,
+                out=out,
+                registry=registry,
+                max_mse_ratio=max_mse_ratio,
+                max_psi=max_psi,
+            )
         except ValidationError as err:
             raise parameter_error(err, field_label) from None
         ref = resolve_request(data, model)
@@ -81,6 +97,7 @@ def score(
         scored = unwrap(score_task(predictor, loaded.frame, loaded.source, return_state=True))
         target = Path(out) if out is not None else default_output(data, predictor)
         written = unwrap(write_scores_task(scored, target, return_state=True))
+        verdict = unwrap(monitor_task(predictor, scored, max_mse_ratio, max_psi, return_state=True))
     except StepFailed as failure:
         return Failed(name=failure.error.state_name, message=str(failure.error), data=failure.error)
     except RegflowError as err:
@@ -97,6 +114,9 @@ def score(
         ),
     )
     logger.info("scored %d rows with %s into %s", len(scored), predictor.ref, written)
+    recorded = verdict is not None and _raise_the_alarm(
+        verdict, predictor.name, data, registry, loaded.sha256
+    )
     empty = len(predictions) == 0
     return ScoreResult(
         model=ScoredModel(
@@ -112,4 +132,29 @@ def score(
         prediction_mean=None if empty else float(predictions.mean()),
         prediction_min=None if empty else float(predictions.min()),
         prediction_max=None if empty else float(predictions.max()),
+        status=verdict.status if verdict is not None else "ok",
+        monitoring=verdict,
+        monitoring_recorded=recorded,
     )
+
+
+def _raise_the_alarm(
+    verdict: MonitoringReport, model: str, data: str, registry: str | None, data_sha256: str
+) -> bool:
+    """Publish and record the verdict; emit `regflow.model.degraded` when a check failed.
+    Returns whether the registry holds the record. None of it can fail the scoring run."""
+    logger = get_run_logger()
+    run_id = str(flow_run.id) if flow_run.id else None
+    recorded = bool(record_monitoring_task(registry, verdict, run_id, data_sha256))
+    try:
+        monitoring_report_task(model, verdict, data)
+    except Exception as err:
+        logger.warning("the monitoring artifact of %s failed: %s", verdict.model_ref, err)
+    if verdict.status == "degraded":
+        emit_model_degraded(verdict)
+        logger.warning("%s is degraded: %s", verdict.model_ref, ", ".join(verdict.failed))
+    else:
+        logger.info(
+            "%s passed monitoring on %d labelled rows", verdict.model_ref, verdict.rows_labelled
+        )
+    return recorded

@@ -11,6 +11,7 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, ValidationError
 
 from regflow.errors import GateStoppedError, RegflowError
+from regflow.registry import ModelVersion
 from regflow.registry.location import check_output_path
 from regflow.schemas.params import (
     DataParams,
@@ -23,7 +24,7 @@ from regflow.schemas.params import (
     field_label,
     parameter_error,
 )
-from regflow.schemas.results import TrainOutcome
+from regflow.schemas.results import TrainOutcome, UnchangedOutcome
 from regflow.tasks.evaluate import evaluate_task, make_split
 from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
 from regflow.tasks.gate import gate_task
@@ -33,11 +34,17 @@ from regflow.tasks.publish import (
     build_card,
     discard_run,
     finalize_task,
+    library_versions,
     publish_task,
     render_plots,
 )
 from regflow.tasks.register import register_task
-from regflow.tasks.report import gate_stop_report_task, log_data_summary, report_task
+from regflow.tasks.report import (
+    gate_stop_report_task,
+    log_data_summary,
+    report_task,
+    unchanged_report_task,
+)
 from regflow.tasks.train import (
     aims_at_optimum,
     choose_dtype,
@@ -45,6 +52,7 @@ from regflow.tasks.train import (
     select_device,
     train_task,
 )
+from regflow.tasks.unchanged import run_fingerprint, unchanged_version
 from regflow.tasks.validate import quarantine_summary, validate_task
 
 PREVIEW_ROWS = 10  # rows of true against predicted in the outcome (and --json)
@@ -95,7 +103,7 @@ def train(
     gate: GateParams = GateParams(),  # noqa: B008
     registry: RegistryParams = RegistryParams(),  # noqa: B008
     **flat_parameters: Any,
-) -> TrainOutcome | State:
+) -> TrainOutcome | UnchangedOutcome | State:
     """Train a linear regression on the data's target and publish the model, card and plots."""
     logger = get_run_logger()
     run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
@@ -111,6 +119,13 @@ def train(
         valid = unwrap(validate_task(loaded, **params.data.validation(), return_state=True))
         quarantine = quarantine_summary(valid, params.data.max_invalid_fraction)
         log_data_summary(valid, quarantine)
+        fingerprint = run_fingerprint(
+            valid.sha256, params.model_settings(valid.features), library_versions()["regflow"]
+        )
+        if not params.registry.force:
+            same = unchanged_version(params.registry.registry, name, valid.sha256, fingerprint)
+            if same is not None:
+                return _unchanged(name, *same, valid.sha256, fingerprint, run_id)
         report = gate_task(valid.frame, valid.features, valid.target, **params.gate_options())
         if not report.passed:
             gate_stop_report_task(name, report)
@@ -152,6 +167,8 @@ def train(
             parameters=params.flat(),
             flow_run_id=run_id,
             flow_run_name=runtime.flow_run.name,
+            fingerprint=fingerprint,
+            train_rows=plan.train_rows,
         )
         images = render_plots(valid.frame, trained, valid.target, predictions)
         out = params.registry
@@ -173,6 +190,7 @@ def train(
                     min_r2=out.min_r2,
                     min_improvement=out.min_improvement,
                     actor=run_id,
+                    link_files=True,
                     return_state=True,
                 )
             )
@@ -228,6 +246,38 @@ def train(
         return _failed(stop.error)
     except RegflowError as err:
         return _failed(err)
+
+
+def _unchanged(
+    name: str,
+    same: ModelVersion,
+    registry: str,
+    data_sha256: str,
+    fingerprint: str,
+    run_id: str | None,
+) -> UnchangedOutcome:
+    held = f" (@{', @'.join(same.aliases)})" if same.aliases else ""
+    reason = (
+        f"{same.ref}{held} was trained on the same data (SHA-256 {data_sha256[:12]}...), "
+        "settings and regflow version: nothing new to register (force trains anyway)"
+    )
+    get_run_logger().info("unchanged: %s", reason)
+    try:  # the run's answer stands even if its artifact cannot be written
+        unchanged_report_task(name, same.ref, reason)
+    except Exception as err:
+        get_run_logger().warning("unchanged, but the report artifact failed: %s", err)
+    return UnchangedOutcome(
+        model=name,
+        flow_run_id=run_id,
+        flow_run_name=runtime.flow_run.name,
+        data_sha256=data_sha256,
+        fingerprint=fingerprint,
+        registry=registry,
+        model_version=same.version,
+        model_ref=same.ref,
+        aliases=same.aliases,
+        reason=reason,
+    )
 
 
 def _failed(err: RegflowError) -> State:

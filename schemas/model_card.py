@@ -10,6 +10,7 @@ from regflow.schemas.files import CARD_FILE as CARD_FILE
 from regflow.schemas.files import PREDICTIONS_FILE as PREDICTIONS_FILE
 from regflow.schemas.files import WEIGHTS_FILE as WEIGHTS_FILE
 from regflow.schemas.results import Evaluation, GateReport, SplitMetrics, Standardization
+from regflow.stats.drift import ColumnSummary
 
 
 class ColumnSpec(BaseModel):
@@ -63,3 +64,13 @@ class ModelCard(BaseModel):
     flow_run_id: str | None = None
     flow_run_name: str | None = None
     files: list[str] = Field(default_factory=list)
+    fingerprint: str | None = Field(
+        default=None,
+        description="SHA-256 of the data's SHA-256, the settings that shape the model and the "
+        "regflow version: a run with the same fingerprint registers nothing new",
+    )
+    feature_summary: dict[str, ColumnSummary] | None = Field(
+        default=None,
+        description="each feature's (and the target's) distribution on the training rows, "
+        "for drift monitoring when the model scores",
+    )

@@ -132,6 +132,11 @@ class RegistryParams(ParamsModel):
     min_improvement: float = Field(
         0.0, ge=0, lt=1, description="promotion: relative MSE improvement needed, in [0, 1)"
     )
+    force: bool = Field(
+        False,
+        description="train and register even when an existing version has the same data, "
+        "settings and regflow version (otherwise such a run registers nothing: unchanged)",
+    )
 
 
 class TrainParams(ParamsModel):
@@ -190,6 +195,12 @@ class TrainParams(ParamsModel):
         """The model's name: as given, else the data file's name without its extension."""
         return self.model.name or default_model_name(self.data.path)
 
+    def model_settings(self, features: list[str]) -> dict[str, Any]:
+        """The settings that shape the trained model, by flat name, with the features as
+        resolved from the data: where the data, outputs and promotion rules are kept out."""
+        kept = {k: v for k, v in self.flat().items() if k not in _NOT_MODEL_SETTINGS}
+        return {**kept, "features": list(features)}
+
     def flat(self) -> dict[str, Any]:
         """Every setting by its flat name (`data` is the path, `model` the model name)."""
         return {flat_name(section, name): value for section, name, value in self._settings()}
@@ -217,6 +228,19 @@ class ScoreParams(ParamsModel):
     registry: str | None = Field(
         None, description="registry folder or database URL (default $REGFLOW_REGISTRY)"
     )
+    max_mse_ratio: float = Field(
+        1.5,
+        gt=0,
+        allow_inf_nan=False,
+        description="monitoring (data with the target): degraded when live MSE exceeds the "
+        "version's holdout MSE by more than this factor",
+    )
+    max_psi: float = Field(
+        0.25,
+        ge=0,
+        allow_inf_nan=False,
+        description="monitoring: degraded when any feature's PSI against training exceeds this",
+    )
 
 
 def default_model_name(data: str) -> str:
@@ -225,6 +249,12 @@ def default_model_name(data: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")[:MAX_MODEL_NAME] or "model"
     return name if re.match(MODEL_NAME_PATTERN, name) else "model"
 
+
+# Settings that do not change the trained model: where the data and outputs are (the data's
+# own SHA-256 stands for it), the model's name, and the promotion rules.
+_NOT_MODEL_SETTINGS = frozenset(
+    {"data", "model", "out", "registry", "min_r2", "min_improvement", "force"}
+)
 
 # The flat names that differ from the field's own name: the CLI's and the old flow's.
 _FLAT_NAMES = {("data", "path"): "data", ("model", "name"): "model"}

@@ -13,6 +13,7 @@ Rule = Literal[
     "invalid_metrics",
     "mse_improvement",
     "champion_unverified",
+    "tie",
 ]
 
 

@@ -175,3 +175,20 @@ class TrainOutcome(_Result):
     quarantine: QuarantineSummary | None = Field(
         default=None, description='rows set aside (on_invalid="quarantine" only)'
     )
+
+
+class UnchangedOutcome(_Result):
+    """A training run that registered nothing: an existing version already has the same data,
+    settings and regflow version (its fingerprint). Pass `force` to train anyway."""
+
+    status: Literal["unchanged"] = "unchanged"
+    model: str
+    flow_run_id: str | None
+    flow_run_name: str | None
+    data_sha256: str
+    fingerprint: str
+    registry: str
+    model_version: int
+    model_ref: str
+    aliases: list[str] = Field(description="the aliases that version holds now")
+    reason: str

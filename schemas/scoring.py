@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from regflow.stats.monitoring import MonitoringReport
+
 
 class ScoredModel(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -30,3 +32,12 @@ class ScoreResult(BaseModel):
     prediction_mean: float | None
     prediction_min: float | None
     prediction_max: float | None
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded: the data held the target and a monitoring check failed"
+    )
+    monitoring: MonitoringReport | None = Field(
+        None, description="the verdict on the version (None: the data had no target column)"
+    )
+    monitoring_recorded: bool = Field(
+        False, description="whether the verdict was written to the registry"
+    )

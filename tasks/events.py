@@ -2,7 +2,7 @@
 
 Event names and resource ids are a public contract (automations, the README, the integration
 test match on them): `regflow.model.registered`, `regflow.model.promoted`,
-`regflow.gate.stopped`, each about the resource `regflow.model.<name>`.
+`regflow.gate.stopped`, `regflow.model.degraded`, each about the resource `regflow.model.<name>`.
 
 Inside a flow run Prefect relates each event to the flow run, flow, deployment and tags
 itself, so the UI's event feed links back to the run. Emitting never raises for transport
@@ -17,11 +17,13 @@ from typing import Any
 from prefect.events import Event, emit_event
 
 from regflow.schemas.results import GateReport
+from regflow.stats.monitoring import MonitoringReport
 
 MODEL_RESOURCE_PREFIX = "regflow.model."
 MODEL_REGISTERED = "regflow.model.registered"
 MODEL_PROMOTED = "regflow.model.promoted"
 GATE_STOPPED = "regflow.gate.stopped"
+MODEL_DEGRADED = "regflow.model.degraded"
 
 
 def model_resource_id(name: str) -> str:
@@ -96,4 +98,24 @@ def emit_gate_stopped(name: str, gate_report: GateReport) -> Event | None:
         GATE_STOPPED,
         resource=model_resource(name),
         payload={"name": name, **gate_payload(gate_report)},
+    )
+
+
+def emit_model_degraded(report: MonitoringReport) -> Event | None:
+    """Scoring found `report.model_ref` degraded: which checks failed, values, thresholds."""
+    name, _, version = report.model_ref.rpartition(":")
+    failed = [c for c in report.checks if c.failed]
+    return emit_event(
+        MODEL_DEGRADED,
+        resource=model_resource(name, int(version)),
+        payload={
+            "name": name,
+            "version": int(version),
+            "ref": report.model_ref,
+            "failed": [c.name for c in failed],
+            "values": {c.name: c.value for c in failed},
+            "thresholds": {c.name: c.threshold for c in failed},
+            "rows_scored": report.rows_scored,
+            "rows_labelled": report.rows_labelled,
+        },
     )

@@ -43,6 +43,7 @@ from regflow.schemas.results import (
     StagedRun,
     TrainResult,
 )
+from regflow.stats.drift import ColumnSummary, summarize_column
 from regflow.tasks.outcomes import pipeline_task
 
 STAGING_PREFIX = ".tmp-"
@@ -70,6 +71,8 @@ def build_card(
     parameters: dict[str, Any],
     flow_run_id: str | None,
     flow_run_name: str | None,
+    fingerprint: str | None = None,
+    train_rows: np.ndarray | None = None,
 ) -> ModelCard:
     return ModelCard(
         name=name,
@@ -107,7 +110,18 @@ def build_card(
         library_versions=library_versions(),
         flow_run_id=flow_run_id,
         flow_run_name=flow_run_name,
+        fingerprint=fingerprint,
+        feature_summary=training_summary(data, train_rows),
     )
+
+
+def training_summary(data: ValidatedData, rows: np.ndarray | None) -> dict[str, ColumnSummary]:
+    """Each feature's and the target's distribution on the training rows (for drift)."""
+    summary = {}
+    for column in [*data.features, data.target]:
+        values = data.frame[column].to_numpy(dtype=np.float64)
+        summary[column] = summarize_column(values if rows is None else values[rows])
+    return summary
 
 
 def _weights(trained: TrainResult) -> LinearWeights:

@@ -68,6 +68,7 @@ def _decide(
         min_r2=min_r2,
         min_improvement=min_improvement,
         champion_unverified=unverified,
+        target_variance=float(np.var(y)) if len(y) else 0.0,
     )
 
 
@@ -85,11 +86,13 @@ def register_and_promote(
     min_r2: float = 0.0,
     min_improvement: float = 0.0,
     actor: str | None = None,
+    link_files: bool = False,
 ) -> tuple[ModelVersion, PromotionResult, str]:
     """Decide, then register the staged run (and move the champion) in one transaction.
 
     Returns the version, the promotion result and where the registry is (after
-    $REGFLOW_REGISTRY and the default are applied).
+    $REGFLOW_REGISTRY and the default are applied). `link_files`: hard-link the staged
+    files into the store (one copy on disk) where both share a filesystem.
     """
     y = frame[target].to_numpy(dtype=np.float64)
     mine = challenger_predictions
@@ -115,6 +118,7 @@ def register_and_promote(
                     actor=actor,
                     promote=move,
                     recorded_run_dir=final_run_dir,
+                    link_files=link_files,
                 )
             except AliasConflict:
                 continue  # the champion moved meanwhile: nothing committed, decide again

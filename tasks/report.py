@@ -210,6 +210,15 @@ def publish_gate_stop(model: str, gate: GateReport) -> None:
     )
 
 
+def publish_unchanged(model: str, ref: str, reason: str) -> None:
+    create_markdown_artifact(
+        key=artifact_key(model, "report"),
+        markdown=f"# {md_text(model)}: unchanged\n\nNothing was trained or registered: "
+        f"{md_text(reason)}.\n\nThe model in use stays {md_text(ref)}.",
+        description=f"{md_text(model)}: unchanged input, no new version",
+    )
+
+
 def promotion_markdown(result: PromotionResult, ref: str) -> str:
     d = result.decision
     verdict = "Promoted to champion" if result.promoted else "Not promoted"
@@ -272,3 +281,4 @@ def log_data_summary(valid: ValidatedData, quarantine: QuarantineSummary | None)
 
 report_task = pipeline_task(publish_report, name="report")
 gate_stop_report_task = pipeline_task(publish_gate_stop, name="gate-report")
+unchanged_report_task = pipeline_task(publish_unchanged, name="unchanged-report")

@@ -21,6 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 NIST = REPO.parent / "shared" / "data" / "nist"
 
 
+@pytest.fixture(autouse=True)
+def own_default_registry(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test's default registry is its own: a run on the same data as an earlier test's
+    would otherwise find that version and register nothing (unchanged input)."""
+    monkeypatch.setenv("REGFLOW_REGISTRY", str(tmp_path_factory.mktemp("registry")))
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[str]:
     """A real Prefect API (the test harness's own server); yields its URL for subprocesses."""

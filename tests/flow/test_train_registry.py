@@ -53,27 +53,34 @@ def test_first_run_becomes_champion_then_challengers_compete(
     assert first.promoted and first.champion_before is None and first.champion_after == 1
     assert first.promotion["rule"] == "no_champion"
 
-    # Same data, same seed: an equal MSE is not worse, so the challenger is promoted.
-    second = _train(linear_csv, tmp_path, registry, target="y")
-    assert second.model_version == 2 and second.promoted
-    assert second.champion_before == 1 and second.champion_after == 2
+    # Same data, same settings: nothing new (tests/flow/test_unchanged.py); forced, the
+    # challenger ties the champion, and a tie is not promoted.
+    second = _train(linear_csv, tmp_path, registry, target="y", force=True)
+    assert second.model_version == 2 and not second.promoted
+    assert second.promotion["rule"] == "tie"
+    assert second.champion_before == 1 and second.champion_after == 1
     assert second.promotion["champion_metrics"]["mse"] == pytest.approx(
         second.promotion["challenger_metrics"]["mse"], rel=1e-6
     )
 
+    # A better challenger (the default preset's optimum against the tutorial's SGD) wins.
+    third = _train(linear_csv, tmp_path, registry, target="y", preset="seed", seed=1)
+    assert third.model_version == 3 and not third.promoted  # SGD's 100 epochs lose
+    assert third.promotion["rule"] == "mse_improvement"
+
     # A demanding improvement rule keeps the champion.
-    third = _train(linear_csv, tmp_path, registry, target="y", min_improvement=0.5)
-    assert not third.promoted and third.champion_after == 2
+    fourth = _train(linear_csv, tmp_path, registry, target="y", min_improvement=0.5, force=True)
+    assert not fourth.promoted and fourth.champion_after == 1
 
     # Other features: a different signature is never promoted automatically.
-    fourth = _train(linear_csv, tmp_path, registry, target="y", features=["a"])
-    assert not fourth.promoted and fourth.promotion["rule"] == "signature_mismatch"
+    fifth = _train(linear_csv, tmp_path, registry, target="y", features=["a"])
+    assert not fifth.promoted and fifth.promotion["rule"] == "signature_mismatch"
 
     with Registry.open(registry) as reg:
-        assert reg.get_alias("linear", "champion") == 2
+        assert reg.get_alias("linear", "champion") == 1
         history = reg.history("linear")
-        assert [(e.from_version, e.to_version) for e in history] == [(None, 1), (1, 2)]
-        assert history[-1].actor == second.flow_run_id
+        assert [(e.from_version, e.to_version) for e in history] == [(None, 1)]
+        assert history[-1].actor == first.flow_run_id
         assert reg.verify() == []
 
 
@@ -116,6 +123,7 @@ def test_eight_concurrent_training_runs_get_eight_versions(
         "--out",
         str(tmp_path / "runs"),
         "--json",
+        "--force",  # the same data eight times: otherwise later runs find it unchanged
     ]
 
     def run(_: int) -> subprocess.CompletedProcess:

@@ -34,9 +34,19 @@ def test_no_champion_promotes_above_the_floor():
     assert not decide({"mse": 1.0, "r2": -0.1}).promote  # default floor 0
 
 
-def test_lower_or_equal_mse_wins():
+def test_lower_mse_wins_and_a_tie_does_not():
     assert decide({"mse": 0.9, "r2": 0.8}, {"mse": 1.0, "r2": 0.7}).promote
-    assert decide({"mse": 1.0, "r2": 0.7}, {"mse": 1.0, "r2": 0.7}).promote  # ties promote
+    tie = decide({"mse": 1.0, "r2": 0.7}, {"mse": 1.0, "r2": 0.7})
+    assert not tie.promote and tie.rule == "tie" and "within float rounding" in tie.reason
+    # The case: a perfect fit retrained on the same rows (mse=0 against mse=0).
+    assert decide({"mse": 0.0, "r2": 1.0}, {"mse": 0.0, "r2": 1.0}).rule == "tie"
+    # A difference of float rounding (1e-12 relative) is a tie; 1e-6 relative is not.
+    assert decide({"mse": 1.0 - 1e-12, "r2": 0.7}, {"mse": 1.0, "r2": 0.7}).rule == "tie"
+    assert decide({"mse": 1.0 - 1e-6, "r2": 0.7}, {"mse": 1.0, "r2": 0.7}).promote
+    # Near zero, "rounding" is measured against the target's variance.
+    near_zero = decide({"mse": 1e-20, "r2": 1.0}, {"mse": 3e-20, "r2": 1.0}, target_variance=4.0)
+    assert near_zero.rule == "tie"
+    assert decide({"mse": 1e-20, "r2": 1.0}, {"mse": 3e-20, "r2": 1.0}).promote
     lose = decide({"mse": 1.1, "r2": 0.6}, {"mse": 1.0, "r2": 0.7})
     assert not lose.promote and lose.rule == "mse_improvement"
     assert lose.champion_metrics == {"mse": 1.0, "r2": 0.7}
@@ -126,5 +136,7 @@ def test_rule_matches_its_definition(challenger_mse, champion_mse, margin):
         {"mse": champion_mse, "r2": 0.5},
         min_improvement=margin,
     )
-    assert d.promote == (challenger_mse <= champion_mse * (1 - margin))
+    tie = math.isclose(challenger_mse, champion_mse, rel_tol=1e-9)
+    assert d.promote == (challenger_mse <= champion_mse * (1 - margin) and not tie)
+    assert (d.rule == "tie") == tie
     assert d.model_dump()["challenger_metrics"]["mse"] == challenger_mse

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from regflow.cli.output import emit_json, expected_failures, finite
+from regflow.io.text import human_size
 
 models_app = typer.Typer(
     name="models",
@@ -117,7 +118,8 @@ def list_command(
                 for v in versions:
                     aliases = " ".join(f"@{a}" for a in v.aliases)
                     typer.echo(
-                        f"{v.ref}\t{v.created_at}\t{_metric_text(v.metrics)}\t{aliases}".rstrip()
+                        f"{v.ref}\t{v.created_at}\t{_metric_text(v.metrics)}\t"
+                        f"{human_size(v.size_bytes)}\t{aliases}".rstrip()
                     )
 
         emit(payload, as_json, human)
@@ -150,6 +152,7 @@ def show_command(
             typer.echo(f"  run:       {mv.run_id or '-'}")
             typer.echo(f"  git:       {mv.lineage.get('git_commit') or '-'}")
             typer.echo(f"  files:     {reg.store.location}/{mv.files}")
+            typer.echo(f"  size:      {human_size(mv.size_bytes)} ({mv.size_bytes} bytes)")
             typer.echo(f"  manifest:  sha256 {mv.manifest_sha256}")
 
         emit(payload, as_json, human)

@@ -23,7 +23,8 @@ from regflow.schemas.scoring import ScoreResult
 
 @with_model_options(ScoreParams, [JSON_OPTION])
 def predict_command(as_json: bool = False, **options: Any) -> None:
-    """Score DATA with a registry model; exit 0 done, 2 invalid input or unknown model, 1 failed."""
+    """Score DATA with a registry model; exit 0 done (also when monitoring finds the model
+    degraded: the status says so), 2 invalid input or unknown model, 1 failed."""
     quiet_prefect_defaults()
     with expected_failures(as_json):
         params = parse_model(ScoreParams, options)
@@ -45,6 +46,8 @@ def predict_command(as_json: bool = False, **options: Any) -> None:
         model=request,
         out=params.out,
         registry=params.registry,
+        max_mse_ratio=params.max_mse_ratio,
+        max_psi=params.max_psi,
         return_state=True,
     )
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
@@ -57,11 +60,28 @@ def predict_command(as_json: bool = False, **options: Any) -> None:
         )
         fail(error, as_json, {"flow_run_id": run_id})
     payload = {"flow_run_id": run_id, **result.model_dump(mode="json")}
-    emit(
-        payload,
-        as_json,
-        lambda: typer.echo(
-            f"scored {result.rows} rows with {result.model.ref} "
-            f"(requested {result.model.requested}) -> {result.out}"
-        ),
+    emit(payload, as_json, lambda: print_scored(result))
+
+
+def print_scored(result: ScoreResult) -> None:
+    typer.echo(
+        f"scored {result.rows} rows with {result.model.ref} "
+        f"(requested {result.model.requested}) -> {result.out}"
     )
+    verdict = result.monitoring
+    if verdict is None:
+        return
+    live = verdict.live
+    mse = f"live MSE {live.mse:.6g} " if live is not None and live.mse is not None else ""
+    typer.echo(
+        f"  monitoring: {verdict.status.upper()} on {verdict.rows_labelled} labelled rows; "
+        f"{mse}({verdict.reference_split} MSE {verdict.reference_mse:.6g})"
+    )
+    for check in verdict.checks:
+        value = "not finite" if check.value is None else f"{check.value:.4g}"
+        mark = "FAILED" if check.failed else "ok"
+        typer.echo(f"    {check.name}: {value} (threshold {check.threshold:g}) {mark}")
+    for note in verdict.notes:
+        typer.echo(f"    note: {note}")
+    if not result.monitoring_recorded:
+        typer.echo("    note: not recorded in the registry (see the run's warnings)")

@@ -24,7 +24,8 @@ NOTHING_LEFT = "nothing was published or registered: no run folder, no new versi
 
 @with_model_options(TrainParams, [JSON_OPTION])
 def train_command(as_json: bool = False, **options: Any) -> None:
-    """Train a model on DATA and publish it; exit 0 done, 2 invalid input, 3 gated, 1 failed."""
+    """Train a model on DATA and publish it; exit 0 done (or unchanged: an existing version has
+    the same data and settings), 2 invalid input, 3 gated, 1 failed."""
     quiet_prefect_defaults()
     with expected_failures(as_json):
         params = parse_model(TrainParams, options)
@@ -50,8 +51,12 @@ def train_command(as_json: bool = False, **options: Any) -> None:
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     value = state.result(raise_on_failure=False)
     if state.is_completed():
+        unchanged = getattr(value, "status", None) == "unchanged"
         if as_json:
-            emit_json(outcome_json(value))
+            emit_json(unchanged_json(value) if unchanged else outcome_json(value))
+        elif unchanged:
+            typer.echo(f"model '{value.model}' unchanged: {value.reason}")
+            typer.echo(f"  registry: {value.model_ref} in {value.registry}")
         else:
             print_summary(value)
         return
@@ -80,6 +85,27 @@ def gate_json(gate: Any) -> dict[str, Any]:
         "min_abs_r": gate.min_abs_r,
         "alpha": gate.alpha,
         "warnings": [w.model_dump() for w in gate.warnings],
+    }
+
+
+def unchanged_json(outcome: Any) -> dict[str, Any]:
+    """A run that registered nothing: the version it would have duplicated."""
+    return {
+        "status": outcome.status,
+        "flow_run_id": outcome.flow_run_id,
+        "flow_run_name": outcome.flow_run_name,
+        "model": {
+            "name": outcome.model,
+            "version": outcome.model_version,
+            "reference": outcome.model_ref,
+            "aliases": outcome.aliases,
+        },
+        "registry": outcome.registry,
+        "registered": False,
+        "promoted": False,
+        "reason": outcome.reason,
+        "data_sha256": outcome.data_sha256,
+        "fingerprint": outcome.fingerprint,
     }
 
 

@@ -20,3 +20,15 @@ def name_list(names: Iterable[object], limit: int = NAME_LIMIT, *, quote: bool =
     if rest > 0:
         text += f", ... and {rest:,} more"
     return text
+
+
+def human_size(size_bytes: int) -> str:
+    """Bytes in decimal units (1 kB = 1000 B), as `ls -h --si` and `du --si` print them."""
+    if size_bytes < 1000:
+        return f"{size_bytes} B"
+    size = float(size_bytes)
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} TB"

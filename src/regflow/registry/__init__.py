@@ -15,7 +15,12 @@ from regflow.registry.errors import (
 )
 from regflow.registry.predictor import Predictor
 from regflow.registry.promotion import decide_promotion, signature_difference
-from regflow.registry.records import AliasEvent, ModelVersion, RegisteredModel
+from regflow.registry.records import (
+    AliasEvent,
+    ModelVersion,
+    MonitoringRecord,
+    RegisteredModel,
+)
 from regflow.registry.references import ModelRef, parse_ref
 from regflow.registry.registry import Registry
 from regflow.schemas.promotion import PromotionDecision
@@ -30,6 +35,7 @@ __all__ = [
     "InvalidReferenceError",
     "ModelRef",
     "ModelVersion",
+    "MonitoringRecord",
     "NotFoundError",
     "Predictor",
     "PromotionDecision",

@@ -34,12 +34,15 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.engine import make_url
 
 from regflow.registry.errors import InvalidReferenceError, RegistryReadOnlyError
 
-SCHEMA_VERSION = 1
+# 1: versions, aliases, audit log. 2: adds `monitoring` (an older index gains the table when
+# opened writable; opened read-only it reads as before, with no monitoring records).
+SCHEMA_VERSION = 2
 _WRITE = "regflow_write"
 
 metadata = MetaData()
@@ -121,6 +124,24 @@ alias_events = Table(
 )
 
 
+# Append-only: each scoring run that could judge a version (its data had the target column).
+monitoring = Table(
+    "monitoring",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", String(40), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(128)),
+    Column("data_sha256", String(64)),
+    Column("rows", Integer, nullable=False),
+    Column("failed", JSON, nullable=False),
+    Column("report", JSON, nullable=False),
+    Index("ix_monitoring_name_version", "name", "version", "id"),
+)
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -187,8 +208,10 @@ class RegistryIndex:
                 have = conn.execute(
                     select(registry_meta.c.value).where(registry_meta.c.key == "schema_version")
                 ).scalar()
-                if have is not None and int(have) <= SCHEMA_VERSION:
+                if have is not None and int(have) == SCHEMA_VERSION:
                     return
+                if have is not None and int(have) < SCHEMA_VERSION and self.read_only:
+                    return  # an older index still reads; the tables it lacks read as empty
         if self.read_only:
             # Cannot create or upgrade the tables; say what is wrong instead.
             raise InvalidReferenceError(
@@ -205,6 +228,12 @@ class RegistryIndex:
             if have is None:
                 conn.execute(
                     insert(registry_meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif int(have) < SCHEMA_VERSION:  # create_all above added the newer tables
+                conn.execute(
+                    update(registry_meta)
+                    .where(registry_meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
                 )
             elif int(have) > SCHEMA_VERSION:
                 from regflow.registry.errors import RegistryError

@@ -9,6 +9,17 @@ from typing import Any
 from regflow.schemas.model_card import Signature
 from regflow.schemas.promotion import PromotionDecision
 
+# Two MSEs this close are the same model as far as float rounding can tell: retraining on the
+# same rows must not promote (each promotion fires events and starts scoring automations).
+TIE_RELATIVE = 1e-9  # of the larger MSE
+TIE_OF_VARIANCE = 1e-12  # of the target's variance on the evaluation rows (MSEs near zero)
+
+
+def is_tie(challenger_mse: float, champion_mse: float, target_variance: float = 0.0) -> bool:
+    """True when two MSEs on the same evaluation rows differ only by float rounding."""
+    floor = TIE_OF_VARIANCE * target_variance if math.isfinite(target_variance) else 0.0
+    return math.isclose(challenger_mse, champion_mse, rel_tol=TIE_RELATIVE, abs_tol=floor)
+
 
 def _signature(value: Signature | Mapping[str, Any]) -> Signature:
     return value if isinstance(value, Signature) else Signature.model_validate(value)
@@ -54,6 +65,7 @@ def decide_promotion(
     min_r2: float = 0.0,
     min_improvement: float = 0.0,
     champion_unverified: str | None = None,
+    target_variance: float = 0.0,
 ) -> PromotionDecision:
     """Apply the promotion rules; both metric sets must come from the same evaluation data.
 
@@ -62,7 +74,9 @@ def decide_promotion(
     2a. The champion's stored files failed verification (`champion_unverified` says how):
        never replace it automatically; someone should look first.
     3. Signatures differ (feature names/dtypes or target): never promote automatically.
-    4. Otherwise promote when challenger mse <= champion mse * (1 - min_improvement).
+    4. A tie (the MSEs equal within float rounding, see `is_tie`; `target_variance` is the
+       target's variance on the evaluation rows) never promotes.
+    5. Otherwise promote when challenger mse <= champion mse * (1 - min_improvement).
     Non-finite challenger metrics never promote.
     """
     if not 0.0 <= min_improvement < 1.0:
@@ -145,6 +159,17 @@ def decide_promotion(
             **common,
         )
     threshold = champion["mse"] * (1.0 - min_improvement)
+    if is_tie(c_mse, champion["mse"], target_variance):
+        return PromotionDecision(
+            promote=False,
+            rule="tie",
+            reason=f"challenger mse={c_mse:.6g} equals champion version {champion_version} "
+            f"mse={champion['mse']:.6g} within float rounding; not promoted (a tie changes "
+            "nothing)",
+            champion_metrics=champion,
+            mse_threshold=threshold,
+            **common,
+        )
     # A champion with non-finite mse (nan/inf) is beaten by any finite challenger.
     ok = c_mse <= threshold or not math.isfinite(champion["mse"])
     verdict = "<=" if ok else ">"

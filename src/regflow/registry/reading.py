@@ -56,6 +56,36 @@ class RegistryBase:
             held = aliases_by_version(conn, name)
             return [version_from_row(r, held.get(r.version, [])) for r in rows]
 
+    def find_unchanged(self, name: str, data_sha256: str, fingerprint: str) -> ModelVersion | None:
+        """The newest live version of `name` trained on the same data, settings and regflow
+        (its lineage records the same `fingerprint`), or None."""
+        check_name(name)
+        with self._index.read() as conn:
+            rows = conn.execute(
+                select(ix.model_versions)
+                .where(
+                    ix.model_versions.c.name == name,
+                    ix.model_versions.c.status == "ready",
+                    ix.model_versions.c.data_sha256 == data_sha256,
+                )
+                .order_by(ix.model_versions.c.version.desc())
+            ).all()
+            for row in rows:
+                if (row.lineage or {}).get("fingerprint") == fingerprint:
+                    held = aliases_by_version(conn, name).get(row.version, [])
+                    return version_from_row(row, held)
+        return None
+
+    def latest_version_number(self, name: str) -> int | None:
+        """The highest version number ever handed out for `name` (deleted ones too), or None."""
+        check_name(name)
+        with self._index.read() as conn:
+            return conn.execute(
+                select(func.max(ix.model_versions.c.version)).where(
+                    ix.model_versions.c.name == name
+                )
+            ).scalar()
+
     def resolve(self, ref: str | ModelRef) -> ModelVersion:
         """The version a reference names now: `name:version`, `name@alias`, `name` (latest)."""
         parsed = parse_ref(ref)

@@ -45,6 +45,7 @@ class ModelVersion(_Record):
     lineage: dict[str, Any]
     manifest_sha256: str
     files: str = Field(description="folder inside the store")
+    size_bytes: int = Field(0, description="the version's files on disk, manifest included")
     aliases: list[str] = Field(default_factory=list)
 
     @property
@@ -65,3 +66,22 @@ class AliasEvent(_Record):
     actor: str | None
     reason: str | None
     metrics: dict[str, Any] | None = None
+
+
+class MonitoringRecord(_Record):
+    """One scoring run's verdict on a version: live metrics and drift against training."""
+
+    id: int
+    time: str
+    name: str
+    version: int
+    status: Literal["ok", "degraded"]
+    run_id: str | None
+    data_sha256: str | None
+    rows: int = Field(description="labelled rows the live metrics were computed on")
+    failed: list[str] = Field(description="the checks that failed: mse_ratio, psi:<feature>")
+    report: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"

@@ -99,7 +99,12 @@ def read_model(conn: Connection, name: str, location: str) -> RegisteredModel:
 
 
 def version_from_row(row: Row[Any], aliases: list[str]) -> ModelVersion:
-    return _from_row(ModelVersion, row, tags=row.tags or {}, aliases=sorted(aliases))
+    files = (row.manifest or {}).get("files", [])
+    # The manifest itself is stored too; its bytes are the canonical JSON it was hashed from.
+    size = sum(int(f.get("size", 0)) for f in files) + len(canonical_json(row.manifest or {}))
+    return _from_row(
+        ModelVersion, row, tags=row.tags or {}, aliases=sorted(aliases), size_bytes=size
+    )
 
 
 def event_from_row(row: Row[Any]) -> AliasEvent:

@@ -48,7 +48,7 @@ class FileStore(Protocol):
 
     location: str
 
-    def stage(self, source: Path, *, reserved: set[str]) -> Staged: ...
+    def stage(self, source: Path, *, reserved: set[str], link: bool = False) -> Staged: ...
     def write_staged(self, staged: Staged, path: str, data: bytes) -> None: ...
     def read_staged(self, staged: Staged, path: str) -> bytes: ...
     def publish(self, staged: Staged, name: str, version: int) -> str: ...
@@ -114,9 +114,13 @@ class LocalDirectoryStore:
 
     # -- staging -------------------------------------------------------------------------
 
-    def stage(self, source: Path, *, reserved: set[str]) -> Staged:
+    def stage(self, source: Path, *, reserved: set[str], link: bool = False) -> Staged:
         """Copy every regular file under `source` into a new staging folder, hashing as we go.
 
+        `link`: hard-link instead of copying where `source` is on the same filesystem, so a
+        run folder and its version share one copy of each file (both become read-only, as
+        versions are immutable); elsewhere the file is copied. Only for folders the caller
+        owns and no longer changes (the training flow's staged run folder).
         Symlinks are refused: a version must hold its own bytes, not point elsewhere.
         """
         if self.read_only:
@@ -132,7 +136,8 @@ class LocalDirectoryStore:
                     raise RegistryError(f"{source}: the run folder may not contain {rel!r}")
                 dest = dest_root / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                entries.append(_copy_hashed(src, dest, rel))
+                linked = _link_hashed(src, dest, rel) if link else None
+                entries.append(linked or _copy_hashed(src, dest, rel))
             for directory in sorted({p.parent for p in dest_root.rglob("*")}, reverse=True):
                 _fsync_dir(directory)
         except BaseException:
@@ -240,6 +245,22 @@ def _walk(source: Path) -> Iterator[Path]:
             yield path
         elif not path.is_dir():
             raise RegistryError(f"{path}: not a regular file")
+
+
+def _link_hashed(src: Path, dest: Path, rel: str) -> FileEntry | None:
+    """Hard-link `src` as `dest` and hash it; None where a link cannot be made (then copy)."""
+    try:
+        os.link(src, dest)
+    except OSError:  # another filesystem (EXDEV), or one without hard links
+        return None
+    os.chmod(dest, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # versions are immutable
+    digest = hashlib.sha256()
+    size = 0
+    with open(dest, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileEntry(path=rel, sha256=digest.hexdigest(), size=size)
 
 
 def _copy_hashed(src: Path, dest: Path, rel: str) -> FileEntry:

@@ -52,6 +52,7 @@ class VersionsMixin(RegistryBase):
         actor: str | None = None,
         promote: AliasMove | None = None,
         recorded_run_dir: str | None = None,
+        link_files: bool = False,
     ) -> ModelVersion:
         """Copy a finished run folder in as the next version of `name`.
 
@@ -63,14 +64,16 @@ class VersionsMixin(RegistryBase):
         `promote` moves an alias to the new version in the same transaction: a version and
         its promotion commit together or not at all (AliasConflict when the alias moved).
         `recorded_run_dir` is the run folder lineage names, when `run_dir` is its staging
-        copy that the caller renames into place after the commit.
+        copy that the caller renames into place after the commit. `link_files`: hard-link
+        the files into the store where it shares a filesystem with `run_dir` (one copy on
+        disk; the run folder's files become read-only), for a run folder nobody else writes.
         """
         check_name(name)
         run_dir = Path(run_dir)
         _check_run_folder(run_dir)
         # Everything recorded below comes from the staged copy, so the index row describes
         # exactly the bytes stored, even if the run folder changes while we copy.
-        staged = self.store.stage(run_dir, reserved={MANIFEST_FILE})
+        staged = self.store.stage(run_dir, reserved={MANIFEST_FILE}, link=link_files)
         kill_point("register:staged")
         try:
             card = _parse_run(
@@ -90,6 +93,7 @@ class VersionsMixin(RegistryBase):
             "git_commit": git_commit(),
             "run_dir": recorded_run_dir or str(run_dir.resolve()),
             "card_name": card.name,
+            "fingerprint": card.fingerprint,
             "data": {
                 "source": card.data.source,
                 "sha256": card.data.sha256,
