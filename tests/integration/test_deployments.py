@@ -1,24 +1,22 @@
 """Deployments against a real `prefect server start`: schedules, scheduler, a process worker.
 
-One server (loopback, temporary PREFECT_HOME, stopped at the end even on failure) serves the
-whole module. The deployments come from regflow.deployments/prefect.yaml through `prefect deploy`;
-the two runs executed here go to a work queue of their own, so the worker never picks up a
-scheduled or automation-created run, and their outputs and registry live in tmp folders.
+One server (loopback, temporary PREFECT_HOME, stopped at the end even on failure; conftest.py)
+serves the integration tests. The deployments come from deployments/prefect.yaml through
+`prefect deploy`; the two runs executed here go to a work queue of their own, so the worker
+never picks up a scheduled or automation-created run, and their outputs and registry live in
+tmp folders.
 """
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -28,85 +26,26 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
 )
 from prefect.client.schemas.objects import Deployment, FlowRun
-from prefect.events.filters import (
-    EventFilter,
-    EventNameFilter,
-    EventOccurredFilter,
-    EventResourceFilter,
-)
-from prefect.events.schemas.events import Event
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.types._datetime import now
+from support import (
+    POOL,
+    PREFECT_FILE,
+    QUEUE,
+    REPO,
+    read_events,
+    related_runs,
+    run_worker,
+    wait_for,
+)
 
-from regflow.deployments.local_server import PREFECT, LocalServer, local_server
+from regflow.deployments.local_server import LocalServer
 from regflow.deployments.serve import load_specs
 from regflow.registry import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
-REPO = Path(__file__).resolve().parents[2]
-PREFECT_FILE = "deployments/prefect.yaml"
-POOL = "regflow-process"
-QUEUE = "integration-tests"  # ours alone: scheduled runs stay in the pool's default queue
 TRAINED_MODEL = "seed"  # the nightly deployment's model: its promotion fires the trigger
 GATED_MODEL = "noise"
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, context: str = "") -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{context}")
-        time.sleep(1.0)
-
-
-def prefect_cli(server: LocalServer, *args: str, timeout: float = 180) -> str:
-    done = subprocess.run(
-        [PREFECT, *args],
-        cwd=REPO,
-        env=server.env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"prefect {' '.join(args)} exited {done.returncode}:\n{output}"
-    return output
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    with local_server(ui=False, timeout=120) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(server: LocalServer) -> Iterator[SyncPrefectClient]:
-    # Explicit URL: the session's test harness may have pointed Prefect elsewhere.
-    with (
-        temporary_settings(updates={PREFECT_API_URL: server.api_url}),
-        get_client(sync_client=True) as api,
-    ):
-        yield api
-
-
-@pytest.fixture(scope="module")
-def deployed(server: LocalServer, client: SyncPrefectClient) -> dict[str, Deployment]:
-    prefect_cli(server, "work-pool", "create", POOL, "--type", "process")
-    prefect_cli(server, "work-queue", "create", QUEUE, "--pool", POOL)
-    # The command the README gives, from the repository root.
-    prefect_cli(server, "deploy", "--all", "--prefect-file", PREFECT_FILE, "--no-prompt")
-    return {
-        "nightly": client.read_deployment_by_name("train/nightly"),
-        "hourly": client.read_deployment_by_name("score/hourly"),
-    }
 
 
 @dataclass
@@ -143,31 +82,13 @@ def executed(
 
     def execute(parameters: dict[str, Any]) -> FlowRun:
         # One run per worker call: the nightly deployment's concurrency limit is 1, so a
-        # second run submitted alongside would be held back (and a --run-once worker gives
-        # up on it).
+        # second run submitted alongside would be held back.
         run = client.create_flow_run_from_deployment(
             nightly, parameters={**parameters, **outputs_to}, work_queue_name=QUEUE
         )
-        # With a limit, a --run-once worker waits for its run before it exits.
-        command = [PREFECT, "worker", "start", "--pool", POOL, "--work-queue", QUEUE]
-        worker = subprocess.run(
-            [*command, "--run-once", "--limit", "1", "--name", "integration-worker"],
-            cwd=REPO,
-            env=server.env({"REGFLOW_REGISTRY": str(registry), "PREFECT_LOGGING_LEVEL": "INFO"}),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        output = worker.stdout + worker.stderr
+        final, output = run_worker(server, client, run, QUEUE, {"REGFLOW_REGISTRY": str(registry)})
         outputs.append(output)
-        assert worker.returncode == 0, f"worker exited {worker.returncode}:\n{output[-6000:]}"
-
-        def final() -> FlowRun | None:
-            current = client.read_flow_run(run.id)
-            return current if current.state and current.state.is_final() else None
-
-        return wait_for(f"run {run.name} to finish", final, 60, output[-6000:])
+        return final
 
     trained = execute({})  # data and model from prefect.yaml
     gated = execute({"data": {"path": str(noise), "target": "y"}, "model": {"name": GATED_MODEL}})
@@ -179,22 +100,6 @@ def executed(
         worker_output="\n".join(outputs),
         started=started,
     )
-
-
-def read_events(client: SyncPrefectClient, name: str, since: Any, resource_id: str) -> list[Event]:
-    page = client.read_events(
-        EventFilter(
-            occurred=EventOccurredFilter(since=since, until=now("UTC")),
-            event=EventNameFilter(name=[name]),
-            resource=EventResourceFilter(id=[resource_id]),
-        ),
-        limit=50,  # the server's maximum page size
-    )
-    return page.events
-
-
-def related_runs(event: Event) -> set[str]:
-    return {r.id.removeprefix("prefect.flow-run.") for r in event.related if r.role == "flow-run"}
 
 
 def test_deployments_come_from_prefect_yaml(deployed: dict[str, Deployment]) -> None:

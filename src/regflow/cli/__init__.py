@@ -7,6 +7,7 @@ import sys
 import typer
 
 from regflow.cli.models import models_app
+from regflow.cli.monitor import monitor_command
 from regflow.cli.predict import predict_command
 from regflow.cli.train import train_command
 from regflow.deployments.serve import serve_command
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command("train")(train_command)
 app.command("predict")(predict_command)
 app.command("serve")(serve_command)
+models_app.command("monitor")(monitor_command)
 app.add_typer(models_app, name="models")
 
 
