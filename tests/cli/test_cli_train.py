@@ -120,3 +120,49 @@ def test_runs_without_a_server_on_prefects_temporary_one(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert last_json(done.stdout)["status"] == "completed"
+
+
+def test_unchanged_then_forced_then_monitored(prefect_harness: str, tmp_path: Path) -> None:
+    base = ["train", "data/seed.csv", "--target", "y", "--out", str(tmp_path / "runs")]
+    registry = ["--registry", str(tmp_path / "registry")]
+    first = run_cli([*base, *registry, "--json"], prefect_harness)
+    assert first.returncode == 0 and last_json(first.stdout)["model"]["reference"] == "seed:1"
+
+    again = run_cli([*base, *registry], prefect_harness)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("model 'seed' unchanged: seed:1 (@champion) was trained")
+    as_json = run_cli([*base, *registry, "--json"], prefect_harness)
+    unchanged = last_json(as_json.stdout)
+    assert as_json.returncode == 0 and unchanged["status"] == "unchanged"
+    assert unchanged["model"] == {
+        "name": "seed",
+        "version": 1,
+        "reference": "seed:1",
+        "aliases": ["champion"],
+    }
+    assert unchanged["registered"] is False and unchanged["promoted"] is False
+
+    forced = run_cli([*base, *registry, "--json", "--force"], prefect_harness)
+    result = last_json(forced.stdout)
+    assert result["status"] == "completed" and result["model"]["reference"] == "seed:2"
+    assert result["promotion"]["rule"] == "tie" and not result["promoted"]
+
+    show = run_cli(["models", "show", "seed:2", *registry], None)
+    assert show.returncode == 0 and "  size:      " in show.stdout
+
+    # Scoring shifted labelled data: degraded, exit 0, and the record is listed.
+    shifted = tmp_path / "shifted.csv"
+    pd.DataFrame({"x": [10.0, 11.0, 12.0], "y": [25.0, 27.0, 30.0]}).to_csv(shifted, index=False)
+    scored = run_cli(
+        ["predict", str(shifted), "--model", "seed@champion", "--out", str(tmp_path / "s.csv"),
+         "--max-psi", "100", *registry],
+        prefect_harness,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    assert "  monitoring: DEGRADED on 3 labelled rows" in scored.stdout
+    assert "mse_ratio" in scored.stdout and "FAILED" in scored.stdout
+    assert "psi:x" in scored.stdout  # measured, but within the generous --max-psi 100
+    monitored = run_cli(["models", "monitor", "seed", "--json", *registry], None)
+    (record,) = last_json(monitored.stdout)["records"]
+    assert record["version"] == 1
+    assert record["status"] == "degraded" and record["failed"] == ["mse_ratio"]

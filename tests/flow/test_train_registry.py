@@ -102,6 +102,24 @@ def test_scoring_the_champion_reproduces_training(seed_csv: Path, tmp_path: Path
     prediction_column = "predicted"
     np.testing.assert_allclose(scored[prediction_column], expected, rtol=1e-12)
     assert "model_version" in scored.columns and set(scored["model_version"]) == {1}
+    # seed.csv holds the target: the champion was monitored on it, and passed.
+    result = state.result()
+    assert result.status == "ok" and result.monitoring is not None
+    assert result.monitoring.rows_labelled == 4 and result.monitoring_recorded
+    assert [c.name for c in result.monitoring.checks] == ["mse_ratio", "psi:x"]
+    with Registry.open(registry, create=False) as reg:
+        assert [r.status for r in reg.list_monitoring("seed")] == ["ok"]
+
+    # Without the target column there is nothing to judge: scores only.
+    features_only = tmp_path / "x.csv"
+    pd.read_csv(seed_csv)[["x"]].to_csv(features_only, index=False)
+    unlabelled = score(
+        data=str(features_only),
+        model="seed@champion",
+        out=str(tmp_path / "x-scores.csv"),
+        registry=str(registry),
+    )
+    assert unlabelled.status == "ok" and unlabelled.monitoring is None
 
 
 @pytest.mark.slow

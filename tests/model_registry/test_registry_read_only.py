@@ -28,7 +28,12 @@ from regflow.registry import Registry, RegistryReadOnlyError
 from regflow.registry import location as reg_location
 
 runner = CliRunner()
-READS = [["models", "list"], ["models", "show", "demo:1"], ["models", "verify"]]
+READS = [
+    ["models", "list"],
+    ["models", "show", "demo:1"],
+    ["models", "verify"],
+    ["models", "monitor", "demo"],
+]
 WRITES = [
     ["models", "promote", "demo:2"],
     ["models", "rollback", "demo"],
@@ -138,14 +143,18 @@ def test_predict_on_read_only_registry(forced: Path, tmp_path: Path) -> None:
     from regflow.cli.predict import predict_command
 
     data = tmp_path / "demo.csv"
-    sample_frame(["x"], n=3).to_csv(data, index=False)
+    labelled = sample_frame(["x"], n=3)
+    labelled["y"] = 2.0 * labelled["x"]  # with the target: monitored, but not recordable
+    labelled.to_csv(data, index=False)
     predict = typer.Typer()
     predict.command("predict")(predict_command)
     predict.command("noop")(lambda: None)  # keep "predict" a subcommand
     args = ["predict", str(data), "--out", str(tmp_path / "p.csv"), "--registry", str(forced)]
     done = runner.invoke(predict, [*args, "--json"])
     assert done.exit_code == 0, (done.stdout, done.stderr)
-    assert json.loads(done.stdout.strip().splitlines()[-1])["model"]["ref"] == "demo:1"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["model"]["ref"] == "demo:1"
+    assert result["monitoring"]["rows_labelled"] == 3 and result["monitoring_recorded"] is False
 
 
 def _nobody_reason() -> str | None:
