@@ -58,7 +58,9 @@ class ModelCard(BaseModel):
     evaluation: Evaluation
     gate: GateReport
     data: DataInfo
-    training: dict[str, Any] = Field(description="device, optimizer, epochs, stop reason")
+    training: dict[str, Any] = Field(
+        description="device and device_name, optimizer, epochs, stop reason"
+    )
     parameters: dict[str, Any] = Field(description="the flow's parameters")
     library_versions: dict[str, str]
     flow_run_id: str | None = None

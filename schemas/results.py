@@ -61,6 +61,7 @@ class Standardization(_Result):
 class TrainResult(_Result):
     features: list[str]
     device: str
+    device_name: str = Field(description="the GPU's model (e.g. from CUDA), or the processor's")
     optimizer: str
     dtype: str
     lr: float

@@ -97,6 +97,7 @@ def build_card(
         ),
         training={
             "device": trained.device,
+            "device_name": trained.device_name,
             "optimizer": trained.optimizer,
             "dtype": trained.dtype,
             "lr": trained.lr,

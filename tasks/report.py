@@ -124,7 +124,8 @@ def report_markdown(
         gate_markdown(gate),
         "## Model",
         f"Coefficients (original units): {coefficients}; intercept = {_fmt(trained.intercept)}.  \n"
-        f"{md_text(trained.optimizer)} on {md_text(trained.device)} in {md_text(trained.dtype)}, "
+        f"{md_text(trained.optimizer)} on {md_text(trained.device)} "
+        f"({md_text(trained.device_name)}) in {md_text(trained.dtype)}, "
         f"{trained.epochs_run} epochs ({md_text(trained.stop_reason)}).",
         "## Metrics",
         md_text(evaluation.holdout_note),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from regflow.errors import TrainingDivergedError, UsageError
-from regflow.runtime.cores import usable_cores
+from regflow.runtime.cores import cpu_model, usable_cores
 from regflow.schemas.results import Standardization, TrainResult
 from regflow.tasks.outcomes import pipeline_task
 
@@ -50,11 +51,24 @@ def select_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     if name in ("cuda", "mps"):
         present = ["cpu"] + (["cuda"] if cuda else []) + (["mps"] if mps else [])
+        # An empty or wrong CUDA_VISIBLE_DEVICES hides GPUs that nvidia-smi still lists.
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+        hint = f"; CUDA_VISIBLE_DEVICES={hidden!r}" if name == "cuda" and hidden is not None else ""
         raise UsageError(
-            f"device '{name}' is not available on this machine (available: {', '.join(present)})",
+            f"device '{name}' is not available on this machine "
+            f"(available: {', '.join(present)}{hint})",
             check="device_available",
         )
     raise UsageError(f"unknown device '{name}': use auto, cpu, cuda or mps", check="device")
+
+
+def describe_device(device: torch.device) -> str:
+    """What the device is, for the card and the CLI: the GPU's model, or the processor's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple MPS ({cpu_model()})"
+    return cpu_model()
 
 
 def standardization(
@@ -387,6 +401,7 @@ def fit_linear(
     return TrainResult(
         features=list(features),
         device=str(device),
+        device_name=describe_device(device),
         optimizer=config.optimizer,
         dtype=config.dtype,
         lr=config.lr,
@@ -429,8 +444,9 @@ def _train_with_progress(
         update_progress_artifact(artifact_id=artifact_id, progress=100.0 * epoch / epochs)
 
     logger.info(
-        "training on %s: %s, lr %g, up to %d epochs, %d rows x %d features",
+        "training on %s (%s): %s, lr %g, up to %d epochs, %d rows x %d features",
         device,
+        describe_device(device),
         config.optimizer,
         config.lr,
         config.epochs,

@@ -18,7 +18,8 @@ os.environ["REGFLOW_REGISTRY"] = tempfile.mkdtemp(prefix="regflow-registry-")
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-NIST = REPO.parent / "shared" / "data" / "nist"
+# REGFLOW_NIST_DIR: where ../shared does not travel (scripts/gpu_check.sh on a GPU machine).
+NIST = Path(os.environ.get("REGFLOW_NIST_DIR") or REPO.parent / "shared" / "data" / "nist")
 
 
 @pytest.fixture(autouse=True)

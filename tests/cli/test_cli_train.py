@@ -11,20 +11,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from run_checks import registered_versions, run_folders
+
+from regflow.runtime.cores import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 REGFLOW = [sys.executable, "-m", "regflow.cli"]
 
 
 def run_cli(
-    args: list[str], api_url: str | None, timeout: int = 240
+    args: list[str],
+    api_url: str | None,
+    timeout: int = 240,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("PREFECT_API_URL", None)
     if api_url:
-        env["PREFECT_API_URL"] = api_url
+        full_env["PREFECT_API_URL"] = api_url
     return subprocess.run(
-        [*REGFLOW, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [*REGFLOW, *args], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -52,6 +58,10 @@ def test_seed_json_reports_completed_predictions(prefect_harness: str, tmp_path:
     assert result["status"] == "completed"
     assert result["flow_run_id"]
     assert result["device"] == "cpu"
+    assert result["device_name"] == cpu_model()
+    card = json.loads(Path(result["paths"]["card"]).read_text())
+    assert card["training"]["device"] == "cpu"
+    assert card["training"]["device_name"] == cpu_model()
     assert result["epochs_run"] >= 1
     assert set(result["metrics"]["all"]) >= {"mse", "rmse", "mae", "r2"}
     assert "ols_mse" in result["metrics"] and "optimality_gap" in result["metrics"]
@@ -72,6 +82,7 @@ def test_human_output_says_where_things_went(prefect_harness: str, tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert "model.safetensors" in done.stdout and "plot:" in done.stdout
+    assert f"trained on cpu ({cpu_model()};" in done.stdout
 
 
 def test_gated_exit_3(prefect_harness: str, tmp_path: Path) -> None:
@@ -110,6 +121,23 @@ def test_absent_device_is_a_usage_error(tmp_path: Path) -> None:
     done = run_cli(["train", "data/seed.csv", "--target", "y", "--device", "cuda", "--json"], None)
     assert done.returncode == 2
     assert "not available" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cuda_hidden_by_cuda_visible_devices_exits_2_leaving_nothing(tmp_path: Path) -> None:
+    """With every GPU hidden, `--device cuda` is a usage error on any machine, GPU or not."""
+    out, registry = tmp_path / "runs", tmp_path / "registry"
+    args = ["train", "data/seed.csv", "--target", "y", "--device", "cuda"]
+    args += ["--out", str(out), "--registry", str(registry)]
+    done = run_cli(args, None, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    # One message: its headline and the one problem, naming the check and the hidden GPUs.
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, done.stderr
+    assert "device_available" in lines[1] and "'cuda' is not available" in lines[1]
+    assert "CUDA_VISIBLE_DEVICES=''" in lines[1]
+    assert run_folders(out) == [] and not out.exists()
+    assert registered_versions(registry) == 0
 
 
 def test_runs_without_a_server_on_prefects_temporary_one(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ def _report() -> str:
         intercept=0.5,
         optimizer="adam",
         device="cpu",
+        device_name="AMD EPYC",
         dtype="float32",
         epochs_run=10,
         stop_reason="converged",

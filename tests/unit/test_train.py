@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from regflow.errors import TrainingDivergedError, UsageError
-from regflow.tasks.train import PRESETS, choose_dtype, fit_linear, resolve_config, select_device
+from regflow.runtime.cores import cpu_model
+from regflow.tasks.train import (
+    PRESETS,
+    choose_dtype,
+    describe_device,
+    fit_linear,
+    resolve_config,
+    select_device,
+)
 
 SEED = pd.DataFrame({"x": [1.0, 2.0, 3.0, 3.5], "y": [2.0, 4.0, 6.0, 7.0]})
 CPU = torch.device("cpu")
@@ -100,6 +108,21 @@ def test_device_selection() -> None:
     if not torch.backends.mps.is_available():
         with pytest.raises(UsageError, match="'mps' is not available"):
             select_device("mps")
+
+
+def test_result_names_the_device_it_trained_on() -> None:
+    result = fit_linear(SEED, ["x"], "y", resolve_config("default"), CPU)
+    assert result.device == "cpu"
+    # The processor's model (from /proc/cpuinfo on Linux), never empty.
+    assert result.device_name == describe_device(CPU) == cpu_model()
+    assert result.device_name.strip()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_hidden_gpus_are_named_in_the_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(UsageError, match=r"available: cpu.*; CUDA_VISIBLE_DEVICES=''"):
+        select_device("cuda")
 
 
 def test_precision_choice() -> None:

@@ -136,6 +136,7 @@ def outcome_json(outcome: Any) -> dict[str, Any]:
         "champion_after": outcome.champion_after,
         "promotion": outcome.promotion,
         "device": tr.device,
+        "device_name": tr.device_name,
         "dtype": tr.dtype,
         "optimizer": tr.optimizer,
         "epochs_run": tr.epochs_run,
@@ -164,8 +165,8 @@ def print_summary(outcome: Any) -> None:
     ev, tr = outcome.evaluation, outcome.training
     coef = ", ".join(f"{k} = {v:.6g}" for k, v in list(tr.coefficients.items())[:10])
     lines = [
-        f"model '{outcome.model}' trained on {tr.device} ({tr.optimizer}, {tr.dtype}, "
-        f"{tr.epochs_run} epochs: {tr.stop_reason})",
+        f"model '{outcome.model}' trained on {tr.device} ({tr.device_name}; {tr.optimizer}, "
+        f"{tr.dtype}, {tr.epochs_run} epochs: {tr.stop_reason})",
         f"  coefficients: {coef}{' ...' if len(tr.coefficients) > 10 else ''}; "
         f"intercept = {tr.intercept:.6g}",
         f"  {ev.holdout_note}",

@@ -1,8 +1,9 @@
-"""How many cores this process may use (its CPU affinity where the platform has one)."""
+"""The cores this process may use (its CPU affinity where the platform has one), and their model."""
 
 from __future__ import annotations
 
 import os
+import platform
 
 
 def usable_cores() -> int:
@@ -11,3 +12,21 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def cpu_model() -> str:
+    """The processor's model name, for the model card: '/proc/cpuinfo', else the platform's.
+
+    platform.processor() is often only the architecture ('x86_64') or empty on Linux, so the
+    kernel's own name comes first.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(("model name", "Hardware", "Processor")) and ":" in line:
+                    name = line.split(":", 1)[1].strip()
+                    if name:
+                        return name
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
