@@ -23,7 +23,7 @@ def test_auto_trains_on_cuda_and_records_its_name(prefect_harness: str, tmp_path
     assert (result["device"], result["device_name"]) == ("cuda", name)
     card = json.loads(Path(result["paths"]["card"]).read_text())
     assert (card["training"]["device"], card["training"]["device_name"]) == ("cuda", name)
-    summary = regflow(args, prefect_harness)
+    summary = regflow([*args, "--force"], prefect_harness)  # same data: unchanged otherwise
     assert summary.returncode == 0, summary.stderr
     assert f"trained on cuda ({name};" in summary.stdout
 
