@@ -152,7 +152,7 @@ def _raise_the_alarm(
         logger.warning("the monitoring artifact of %s failed: %s", verdict.model_ref, err)
     if verdict.status == "degraded":
         emit_model_degraded(verdict)
-        logger.warning("%s is degraded: %s", verdict.model_ref, ", ".join(verdict.failed))
+        logger.warning("%s is degraded: failed %r", verdict.model_ref, verdict.failed)
     else:
         logger.info(
             "%s passed monitoring on %d labelled rows", verdict.model_ref, verdict.rows_labelled

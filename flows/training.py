@@ -259,7 +259,8 @@ def _unchanged(
     held = f" (@{', @'.join(same.aliases)})" if same.aliases else ""
     reason = (
         f"{same.ref}{held} was trained on the same data (SHA-256 {data_sha256[:12]}...), "
-        "settings and regflow version: nothing new to register (force trains anyway)"
+        "settings and regflow version: nothing new to register (--force, or registry.force "
+        "in a deployment, trains anyway)"
     )
     get_run_logger().info("unchanged: %s", reason)
     try:  # the run's answer stands even if its artifact cannot be written

@@ -88,8 +88,8 @@ def gate_json(gate: Any) -> dict[str, Any]:
     }
 
 
-def unchanged_json(outcome: Any) -> dict[str, Any]:
-    """A run that registered nothing: the version it would have duplicated."""
+def _run_and_model(outcome: Any) -> dict[str, Any]:
+    """The first keys of every outcome's JSON: status, run, model and registry."""
     return {
         "status": outcome.status,
         "flow_run_id": outcome.flow_run_id,
@@ -98,9 +98,17 @@ def unchanged_json(outcome: Any) -> dict[str, Any]:
             "name": outcome.model,
             "version": outcome.model_version,
             "reference": outcome.model_ref,
-            "aliases": outcome.aliases,
         },
         "registry": outcome.registry,
+    }
+
+
+def unchanged_json(outcome: Any) -> dict[str, Any]:
+    """A run that registered nothing: the version it would have duplicated."""
+    head = _run_and_model(outcome)
+    head["model"]["aliases"] = outcome.aliases
+    return {
+        **head,
         "registered": False,
         "promoted": False,
         "reason": outcome.reason,
@@ -122,15 +130,7 @@ def outcome_json(outcome: Any) -> dict[str, Any]:
         optimality_gap_abs=ev.optimality_gap_abs,
     )
     return {
-        "status": outcome.status,
-        "flow_run_id": outcome.flow_run_id,
-        "flow_run_name": outcome.flow_run_name,
-        "model": {
-            "name": outcome.model,
-            "version": outcome.model_version,
-            "reference": outcome.model_ref,
-        },
-        "registry": outcome.registry,
+        **_run_and_model(outcome),
         "promoted": outcome.promoted,
         "champion_before": outcome.champion_before,
         "champion_after": outcome.champion_after,

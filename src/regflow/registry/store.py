@@ -206,13 +206,7 @@ class LocalDirectoryStore:
         file = self._file(name, version, path)
         if file.is_symlink():
             raise RegistryError(f"{name}/{version}/{path} is a symlink; refusing to follow it")
-        digest = hashlib.sha256()
-        size = 0
-        with open(file, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        return FileEntry(path=path, sha256=digest.hexdigest(), size=size)
+        return _hash_file(file, path)
 
     def remove(self, name: str, version: int) -> None:
         target = self._version_dir(name, version)
@@ -254,9 +248,13 @@ def _link_hashed(src: Path, dest: Path, rel: str) -> FileEntry | None:
     except OSError:  # another filesystem (EXDEV), or one without hard links
         return None
     os.chmod(dest, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # versions are immutable
+    return _hash_file(dest, rel)
+
+
+def _hash_file(file: Path, rel: str) -> FileEntry:
     digest = hashlib.sha256()
     size = 0
-    with open(dest, "rb") as fh:
+    with open(file, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
