@@ -138,3 +138,21 @@ class TrainingDidNotConvergeError(RegflowError):
     """The trained model is further from the least-squares optimum than the tolerance allows."""
 
     state_name = "TrainingDidNotConverge"
+
+
+class MissingExtraError(RegflowError):
+    """A feature needs optional dependencies that are not installed (exit 2, as usage)."""
+
+    exit_code = 2
+    status = "invalid"
+    state_name = "MissingDependency"
+
+    def __init__(self, feature: str, extra: str, reason: str):
+        super().__init__(
+            f"{feature} needs the optional dependencies: pip install 'regflow[{extra}]' ({reason})"
+        )
+        self.feature = feature
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": type(self).__name__, "message": str(self), "extra": self.extra}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -347,6 +348,12 @@ def _read_only(ctx: Context) -> CliResult:
     return ctx.models("gc", registry=registry)
 
 
+def _missing_extra(ctx: Context) -> CliResult:
+    # None in sys.modules is how Python itself reports a module that cannot be imported.
+    ctx.monkeypatch.setitem(sys.modules, "onnx", None)
+    return ctx.models("export", ctx.world.ref, "--format", "onnx", "--out", str(ctx.tmp / "m.onnx"))
+
+
 def _boolean_feature(ctx: Context) -> CliResult:
     flags = ["true", "false"] * 4
     rows = ["x,b,y", *[f"{i},{flags[i - 1]},{2 * i + i % 3}" for i in range(1, 9)]]
@@ -416,6 +423,7 @@ PRODUCERS: dict[str, Producer] = {
     "IntegrityError": _integrity,
     "orphan_folder (verify)": _orphan,
     "AliasInUse": _alias_in_use,
+    "MissingDependency": _missing_extra,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import joblib
 import numpy as np
@@ -72,7 +73,52 @@ def test_delete_verify_export(two, tmp_path):
     np.testing.assert_array_equal(
         joblib.load(out).predict(frame), two.load("demo:2").predict(frame)
     )
-    call(two, "export", "demo:2", "--out", str(out), "--format", "onnx", code=2)
+    call(two, "export", "demo:2", "--out", str(out), "--format", "pmml", code=2)
+
+
+def test_export_json_names_format_path_and_source(two, tmp_path):
+    mv = two.resolve("demo:2")
+    out = tmp_path / "m.onnx"
+    payload = last_json(
+        call(two, "export", "demo", "--out", str(out), "--format", "onnx", "--json")
+    )
+    assert (payload["format"], payload["out"]) == ("onnx", str(out))
+    assert payload["source"]["ref"] == payload["model"]["ref"] == "demo:2"
+    assert payload["source"]["manifest_sha256"] == mv.manifest_sha256
+    assert payload["model"]["manifest_sha256"] == mv.manifest_sha256
+    assert out.stat().st_size > 0
+
+    model_dir = tmp_path / "mlflow"
+    human = call(two, "export", "demo:1", "--out", str(model_dir), "--format", "mlflow")
+    assert f"wrote {model_dir} (demo:1, mlflow, manifest sha256 " in human.stdout
+    again = call(two, "export", "demo:1", "--out", str(model_dir), "--format", "mlflow", code=2)
+    assert "already exists" in again.stderr and "Traceback" not in again.stderr
+
+    inside = f"{two.location}/m.onnx"
+    refused = call(two, "export", "demo", "--out", inside, "--format", "onnx", code=2)
+    assert "inside the model registry" in refused.stderr
+    assert two.verify() == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "module"), [("sklearn", "sklearn"), ("onnx", "onnx"), ("mlflow", "mlflow")]
+)
+def test_export_without_its_extra_names_the_extra(two, tmp_path, monkeypatch, fmt, module):
+    # None in sys.modules is how Python itself reports a module that cannot be imported.
+    monkeypatch.setitem(sys.modules, module, None)
+    out = tmp_path / f"m.{fmt}"
+    result = call(two, "export", "demo", "--out", str(out), "--format", fmt, "--json", code=2)
+    assert result.stderr.splitlines() == [
+        f"regflow: the {fmt} export needs the optional dependencies: "
+        f"pip install 'regflow[{fmt}]' (import of {module} halted; None in sys.modules)"
+    ]
+    payload = last_json(result)
+    assert (payload["error"], payload["extra"], payload["status"]) == (
+        "MissingExtraError",
+        fmt,
+        "invalid",
+    )
+    assert not out.exists()
 
 
 def test_errors_are_one_line_with_exit_codes(two):

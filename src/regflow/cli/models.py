@@ -47,6 +47,9 @@ ActorOption = Annotated[
 
 class ExportFormat(StrEnum):
     joblib = "joblib"
+    sklearn = "sklearn"
+    onnx = "onnx"
+    mlflow = "mlflow"
 
 
 def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
@@ -291,29 +294,49 @@ def gc_command(
 @models_app.command("export")
 def export_command(
     ref: Annotated[str, typer.Argument(help="name, name:version or name@alias")],
-    out: Annotated[Path, typer.Option("--out", help="File to write.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="Export format.")] = (
-        ExportFormat.joblib
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="File to write (mlflow: a directory not there yet).")
+    ],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="joblib: regflow's predictor (needs regflow to load); sklearn: a "
+            "LinearRegression; onnx: a float64 graph; mlflow: a pyfunc model directory.",
+        ),
+    ] = ExportFormat.joblib,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export a verified version as a torch-free predictor (joblib: trusted sources only)."""
+    """Export a verified version (joblib and sklearn are pickles: trusted sources only)."""
     with _registry(registry, as_json) as reg:
-        predictor = reg.load(ref)
-        from regflow.registry.export import export_joblib
+        from regflow.registry.export import export_model, require_extra
+        from regflow.registry.location import refuse_output_inside_registry
 
-        written = export_joblib(predictor, out)
+        require_extra(fmt.value)  # before reading anything: the fix is an install
+        refuse_output_inside_registry(out, registry)
+        predictor = reg.load(ref)
+        result = export_model(predictor, fmt.value, out)
         payload = {
             "ref": ref,
-            "model": {"name": predictor.name, "version": predictor.version, "ref": predictor.ref},
+            "model": {
+                "name": predictor.name,
+                "version": predictor.version,
+                "ref": predictor.ref,
+                "manifest_sha256": predictor.manifest_sha256,
+            },
             "format": fmt.value,
-            "out": str(written),
+            "out": str(result.path),
+            "sidecar": str(result.sidecar) if result.sidecar is not None else None,
+            "source": result.source,
         }
         emit(
             payload,
             as_json,
-            lambda: typer.echo(f"wrote {written} ({predictor.ref}, {fmt.value})"),
+            lambda: typer.echo(
+                f"wrote {result.path} ({predictor.ref}, {fmt.value}, "
+                f"manifest sha256 {predictor.manifest_sha256})"
+            ),
         )
 
 

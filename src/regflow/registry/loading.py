@@ -1,10 +1,11 @@
-"""Loading a version: a `Predictor`, its model card, or a joblib export, each only after every
+"""Loading a version: a `Predictor`, its model card, or an export, each only after every
 file matched its manifest and the manifest matched the index.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -16,9 +17,12 @@ from regflow.registry.records import ModelVersion
 from regflow.registry.references import ModelRef, parse_ref
 from regflow.schemas.model_card import CARD_FILE, WEIGHTS_FILE, ModelCard
 
+if TYPE_CHECKING:
+    from regflow.registry.export import ExportResult
+
 
 class LoadingMixin(IntegrityMixin):
-    """`load`, `card` and `export_joblib`."""
+    """`load`, `card`, `export` and `export_joblib`."""
 
     def load(self, ref: str | ModelRef) -> Predictor:
         """A predictor for `ref`, after every file matched the manifest and the manifest
@@ -51,6 +55,15 @@ class LoadingMixin(IntegrityMixin):
         from regflow.registry.export import export_joblib
 
         return export_joblib(self.load(ref), Path(out))
+
+    def export(self, ref: str | ModelRef, out: Path | str, fmt: str = "joblib") -> ExportResult:
+        """Export `ref` as `fmt` (joblib, sklearn, onnx or mlflow; see regflow.registry.export).
+
+        A missing optional dependency is reported before the version is read."""
+        from regflow.registry.export import export_model, require_extra
+
+        require_extra(fmt)
+        return export_model(self.load(ref), fmt, Path(out))
 
     def _verified_files(self, mv: ModelVersion, *, keep: set[str]) -> dict[str, bytes]:
         """The bytes of the files in `keep`; IntegrityError if any check of `mv` failed."""

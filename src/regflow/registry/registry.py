@@ -7,7 +7,7 @@
 - versions.py  `register` and `delete`: run folders, version numbers, manifests
 - aliases.py   `set_alias`, `remove_alias`, `promote`, `rollback`, `history`
 - integrity.py `verify`, `leftovers`, `gc` and the per-file checks
-- loading.py   `load`, `card`, `export_joblib` (verified before use)
+- loading.py   `load`, `card`, `export`, `export_joblib` (verified before use)
 - monitoring.py `record_monitoring`, `list_monitoring` (scoring runs' verdicts)
 - rows.py      index rows to `ModelVersion`, `AliasEvent`, `RegisteredModel`
 """
