@@ -17,8 +17,10 @@ cd "$(dirname "$0")/.."
 PYVER=${PYVER:-3.12}
 DEST=${DEST:-wheels}
 PIP=${PIP:-.venv/bin/python -m pip}
-# Already on a CUDA machine image, large, or only for linting and type checks.
-SKIP=${SKIP-'^(torch|triton|nvidia-.*|numpy|scipy|scikit-learn|pyarrow|matplotlib|contourpy|fonttools|kiwisolver|pillow|sympy|mpmath|networkx|ruff|mypy|librt|ast-serialize|pandas-stubs|types-PyYAML|setuptools|pytest|pytest-timeout|pluggy|iniconfig|hypothesis|psutil)$'}
+# Already on a CUDA machine image, large, only for linting and type checks, or only for the
+# model exports' tests (onnx, onnxruntime, mlflow-skinny and what only they need: about
+# 170 MB, past what a device run carries).
+SKIP=${SKIP-'^(torch|triton|nvidia-.*|numpy|scipy|scikit-learn|pyarrow|matplotlib|contourpy|fonttools|kiwisolver|pillow|sympy|mpmath|networkx|ruff|mypy|librt|ast-serialize|pandas-stubs|types-PyYAML|setuptools|pytest|pytest-timeout|pluggy|iniconfig|hypothesis|psutil|onnx|onnxruntime|mlflow-skinny|databricks-sdk|flatbuffers|gitdb|GitPython|google-auth|ml_dtypes|opentelemetry-proto|opentelemetry-sdk|opentelemetry-semantic-conventions|protobuf|pyasn1|pyasn1_modules|smmap|sqlparse)$'}
 
 abi="cp${PYVER/./}"
 platforms=()
