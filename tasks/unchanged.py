@@ -37,12 +37,18 @@ def run_fingerprint(data_sha256: str, settings: dict[str, Any], regflow_version:
     result_serializer="json",
 )
 def find_unchanged_version(
-    registry: str, name: str, data_sha256: str, fingerprint: str, newest_version: int
+    registry: str,
+    name: str,
+    data_sha256: str,
+    fingerprint: str,
+    newest_version: int,
+    model_created_at: str,
 ) -> int | None:
     """The number of a live version of `name` with this fingerprint, or None.
 
-    `newest_version` is not read here: it is part of the cache key, so that a version
-    registered since the cached answer makes the next lookup run again.
+    `newest_version` and `model_created_at` are not read here: they are part of the cache
+    key, so that a version registered since the cached answer, or a model deleted and made
+    again under the same name, makes the next lookup run again.
     """
     with Registry.open(registry, create=False) as reg:
         found = reg.find_unchanged(name, data_sha256, fingerprint)
@@ -62,7 +68,10 @@ def unchanged_version(
         newest = reg.latest_version_number(name)
         if newest is None:
             return None
-        number = find_unchanged_version(reg.location, name, data_sha256, fingerprint, newest)
+        created = reg.get_model(name).created_at
+        number = find_unchanged_version(
+            reg.location, name, data_sha256, fingerprint, newest, created
+        )
         if number is None:
             return None
         try:
