@@ -52,6 +52,7 @@ def score(
     model: Annotated[str | None, FIELDS["model"]] = None,
     out: Annotated[str | None, FIELDS["out"]] = None,
     registry: Annotated[str | None, FIELDS["registry"]] = None,
+    registry_store: Annotated[str | None, FIELDS["registry_store"]] = None,
     max_mse_ratio: Annotated[float, FIELDS["max_mse_ratio"]] = DEFAULT_MAX_MSE_RATIO,
     max_psi: Annotated[float, FIELDS["max_psi"]] = DEFAULT_MAX_PSI,
 ) -> ScoreResult | State:
@@ -74,6 +75,7 @@ def score(
                 model=model,
                 out=out,
                 registry=registry,
+                registry_store=registry_store,
                 max_mse_ratio=max_mse_ratio,
                 max_psi=max_psi,
             )
@@ -82,7 +84,7 @@ def score(
         ref = resolve_request(data, model)
         if out is not None:
             output_format(out)  # refuse a bad extension before doing any work
-        predictor = unwrap(load_model_task(ref, registry, return_state=True))
+        predictor = unwrap(load_model_task(ref, registry, registry_store, return_state=True))
         logger.info(
             "model %s resolved to %s: features %s, target %r",
             ref,
@@ -115,7 +117,7 @@ def score(
     )
     logger.info("scored %d rows with %s into %s", len(scored), predictor.ref, written)
     recorded = verdict is not None and _raise_the_alarm(
-        verdict, predictor.name, data, registry, loaded.sha256
+        verdict, predictor.name, data, registry, loaded.sha256, registry_store
     )
     empty = len(predictions) == 0
     return ScoreResult(
@@ -139,13 +141,18 @@ def score(
 
 
 def _raise_the_alarm(
-    verdict: MonitoringReport, model: str, data: str, registry: str | None, data_sha256: str
+    verdict: MonitoringReport,
+    model: str,
+    data: str,
+    registry: str | None,
+    data_sha256: str,
+    store: str | None,
 ) -> bool:
     """Publish and record the verdict; emit `regflow.model.degraded` when a check failed.
     Returns whether the registry holds the record. None of it can fail the scoring run."""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else None
-    recorded = bool(record_monitoring_task(registry, verdict, run_id, data_sha256))
+    recorded = bool(record_monitoring_task(registry, verdict, run_id, data_sha256, store))
     try:
         monitoring_report_task(model, verdict, data)
     except Exception as err:

@@ -123,7 +123,13 @@ def train(
             valid.sha256, params.model_settings(valid.features), library_versions()["regflow"]
         )
         if not params.registry.force:
-            same = unchanged_version(params.registry.registry, name, valid.sha256, fingerprint)
+            same = unchanged_version(
+                params.registry.registry,
+                name,
+                valid.sha256,
+                fingerprint,
+                params.registry.registry_store,
+            )
             if same is not None:
                 return _unchanged(name, *same, valid.sha256, fingerprint, run_id)
         report = gate_task(valid.frame, valid.features, valid.target, **params.gate_options())
@@ -191,6 +197,7 @@ def train(
                     min_improvement=out.min_improvement,
                     actor=run_id,
                     link_files=True,
+                    store=out.registry_store,
                     return_state=True,
                 )
             )

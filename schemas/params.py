@@ -128,6 +128,12 @@ class RegistryParams(ParamsModel):
     registry: str | None = Field(
         None, description="registry folder or database URL (default $REGFLOW_REGISTRY)"
     )
+    registry_store: str | None = Field(
+        None,
+        description="where version files go: a folder or an fsspec URL such as "
+        "s3://bucket/prefix (default $REGFLOW_REGISTRY_STORE for a database index, else "
+        "store/ beside the index)",
+    )
     min_r2: float = Field(0.0, description="promotion: R² floor when there is no champion")
     min_improvement: float = Field(
         0.0, ge=0, lt=1, description="promotion: relative MSE improvement needed, in [0, 1)"
@@ -228,6 +234,12 @@ class ScoreParams(ParamsModel):
     registry: str | None = Field(
         None, description="registry folder or database URL (default $REGFLOW_REGISTRY)"
     )
+    registry_store: str | None = Field(
+        None,
+        description="where version files go: a folder or an fsspec URL such as "
+        "s3://bucket/prefix (default $REGFLOW_REGISTRY_STORE for a database index, else "
+        "store/ beside the index)",
+    )
     max_mse_ratio: float = Field(
         1.5,
         gt=0,
@@ -253,7 +265,7 @@ def default_model_name(data: str) -> str:
 # Settings that do not change the trained model: where the data and outputs are (the data's
 # own SHA-256 stands for it), the model's name, and the promotion rules.
 _NOT_MODEL_SETTINGS = frozenset(
-    {"data", "model", "out", "registry", "min_r2", "min_improvement", "force"}
+    {"data", "model", "out", "registry", "registry_store", "min_r2", "min_improvement", "force"}
 )
 
 # The flat names that differ from the field's own name: the CLI's and the old flow's.

@@ -93,13 +93,17 @@ def publish_monitoring(model_name: str, report: MonitoringReport, data: str) -> 
 
 
 def record_monitoring(
-    registry: str | None, report: MonitoringReport, run_id: str | None, data_sha256: str
+    registry: str | None,
+    report: MonitoringReport,
+    run_id: str | None,
+    data_sha256: str,
+    store: str | None = None,
 ) -> bool:
     """Append the verdict to the registry; False (with a warning) where it cannot be written,
     e.g. a read-only registry: the scores and the event still stand."""
     name, _, version = report.model_ref.rpartition(":")
     try:
-        with Registry.open(registry, create=False) as reg:
+        with Registry.open(registry, store=store, create=False) as reg:
             reg.record_monitoring(
                 name,
                 int(version),

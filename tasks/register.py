@@ -87,6 +87,7 @@ def register_and_promote(
     min_improvement: float = 0.0,
     actor: str | None = None,
     link_files: bool = False,
+    store: str | None = None,
 ) -> tuple[ModelVersion, PromotionResult, str]:
     """Decide, then register the staged run (and move the champion) in one transaction.
 
@@ -100,7 +101,7 @@ def register_and_promote(
         y, mine = y[eval_rows], mine[eval_rows]
     challenger_metrics = _metrics(y, mine)
     evaluated_on = "holdout" if eval_rows is not None else "all"
-    with Registry.open(registry) as reg:
+    with Registry.open(registry, store=store) as reg:
         before = reg.get_alias(name, CHAMPION)
         for _ in range(CAS_ATTEMPTS):
             decision = _decide(

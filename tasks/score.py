@@ -34,9 +34,9 @@ def default_model_ref(data: str) -> str:
     return f"{default_model_name(data)}@champion"
 
 
-def load_model(ref: str, registry: str | None = None) -> Predictor:
+def load_model(ref: str, registry: str | None = None, store: str | None = None) -> Predictor:
     """Open the registry and load `ref`; every file is verified before use."""
-    with Registry.open(registry, create=False) as reg:
+    with Registry.open(registry, store=store, create=False) as reg:
         return reg.load(ref)
 
 

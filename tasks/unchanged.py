@@ -43,6 +43,7 @@ def find_unchanged_version(
     fingerprint: str,
     newest_version: int,
     model_created_at: str,
+    store: str | None = None,
 ) -> int | None:
     """The number of a live version of `name` with this fingerprint, or None.
 
@@ -50,18 +51,18 @@ def find_unchanged_version(
     key, so that a version registered since the cached answer, or a model deleted and made
     again under the same name, makes the next lookup run again.
     """
-    with Registry.open(registry, create=False) as reg:
+    with Registry.open(registry, store=store, create=False) as reg:
         found = reg.find_unchanged(name, data_sha256, fingerprint)
     return found.version if found else None
 
 
 def unchanged_version(
-    registry: str | None, name: str, data_sha256: str, fingerprint: str
+    registry: str | None, name: str, data_sha256: str, fingerprint: str, store: str | None = None
 ) -> tuple[ModelVersion, str] | None:
     """The existing version this run would duplicate (confirmed against the registry) and
     where the registry is, or None."""
     try:
-        reg = Registry.open(registry, create=False)
+        reg = Registry.open(registry, store=store, create=False)
     except NotFoundError:  # no registry yet: nothing to duplicate (and none is created)
         return None
     with reg:
@@ -70,7 +71,7 @@ def unchanged_version(
             return None
         created = reg.get_model(name).created_at
         number = find_unchanged_version(
-            reg.location, name, data_sha256, fingerprint, newest, created
+            reg.location, name, data_sha256, fingerprint, newest, created, store
         )
         if number is None:
             return None

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_field_has_a_description_and_one_flat_name() -> None:
     index = flat_index(TrainParams)
-    assert len(index) == 23  # the 23 options of `regflow train`
+    assert len(index) == 24  # the 24 options of `regflow train`
     for section, model in sections(TrainParams).items():
         assert model.__doc__, section
         for name, info in model.model_fields.items():
@@ -43,7 +43,8 @@ def test_model_settings_leave_out_paths_names_and_promotion_rules() -> None:
     params = TrainParams.from_flat({"data": "d.csv", "target": "y", "force": True})
     settings = params.model_settings(["a", "b"])
     assert settings["features"] == ["a", "b"] and settings["target"] == "y"
-    kept_out = {"data", "model", "out", "registry", "min_r2", "min_improvement", "force"}
+    kept_out = {"data", "model", "out", "registry", "registry_store", "min_r2"}
+    kept_out |= {"min_improvement", "force"}
     assert not kept_out & set(settings)
     assert set(settings) == set(flat_index(TrainParams)) - kept_out
 

@@ -36,6 +36,15 @@ RegistryOption = Annotated[
         show_default=False,
     ),
 ]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry-store",
+        help="Where version files are: a folder or an fsspec URL such as s3://bucket/prefix "
+        "(default: $REGFLOW_REGISTRY_STORE for a database index, else store/ beside it).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as one JSON object (last stdout line).")
 ]
@@ -61,11 +70,11 @@ def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> N
 
 
 @contextmanager
-def _registry(uri: str | None, as_json: bool) -> Iterator[Any]:
+def _registry(uri: str | None, as_json: bool, store: str | None = None) -> Iterator[Any]:
     from regflow.registry import Registry
 
     with expected_failures(as_json):
-        reg = Registry.open(uri, create=False)
+        reg = Registry.open(uri, store=store, create=False)
         try:
             yield reg
         finally:
@@ -88,10 +97,11 @@ def _metric_text(metrics: dict[str, dict[str, Any]]) -> str:
 def list_command(
     name: Annotated[str | None, typer.Argument(help="List this model's versions.")] = None,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List registered models, or the versions of one model."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         if name is None:
             models = reg.list_models()
             payload = {
@@ -132,10 +142,11 @@ def list_command(
 def show_command(
     ref: Annotated[str, typer.Argument(help="name, name:version or name@alias")],
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one version: signature, metrics, lineage, aliases and files."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         mv = reg.resolve(ref)
         payload = {"ref": ref, "registry": reg.location, "version": mv.model_dump(mode="json")}
 
@@ -166,10 +177,11 @@ def history_command(
     name: Annotated[str, typer.Argument(help="Model name.")],
     alias: Annotated[str | None, typer.Option("--alias", help="Only this alias.")] = None,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The alias audit log: who moved which alias from which version to which, and why."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         events = reg.history(name, alias)
         payload = {"name": name, "events": [e.model_dump(mode="json") for e in events]}
 
@@ -192,10 +204,11 @@ def promote_command(
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the log.")] = None,
     actor: ActorOption = None,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Point an alias at a version (compare-and-set, logged)."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         event = reg.promote(ref, alias, reason=reason, actor=actor)
         payload = {"event": event.model_dump(mode="json")}
         emit(
@@ -214,10 +227,11 @@ def rollback_command(
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the log.")] = None,
     actor: ActorOption = None,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Move an alias (default champion) back to its previous holder (logged)."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         event = reg.rollback(name, alias, actor=actor, reason=reason)
         payload = {"event": event.model_dump(mode="json")}
         emit(
@@ -234,10 +248,11 @@ def rollback_command(
 def verify_command(
     ref: Annotated[str | None, typer.Argument(help="One version; default: everything.")] = None,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Recompute every hash; exit 1 and list what is wrong when anything is."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         problems = reg.verify(ref)
         leftovers = reg.leftovers() if ref is None else []
         payload = {
@@ -270,10 +285,11 @@ def delete_command(
     ref: Annotated[str, typer.Argument(help="name:version to delete.")],
     actor: ActorOption = None,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete a version (refused while an alias points at it; its number is never reused)."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         mv = reg.delete(ref, actor=actor)
         payload = {"deleted": mv.model_dump(mode="json")}
         emit(payload, as_json, lambda: typer.echo(f"deleted {mv.ref}"))
@@ -282,10 +298,11 @@ def delete_command(
 @models_app.command("gc")
 def gc_command(
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Remove folders left by interrupted registrations or deletes."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         removed = reg.gc()
         payload = {"removed": removed}
         emit(payload, as_json, lambda: typer.echo("\n".join(removed) or "nothing to remove"))
@@ -306,10 +323,11 @@ def export_command(
         ),
     ] = ExportFormat.joblib,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Export a verified version (joblib and sklearn are pickles: trusted sources only)."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         from regflow.registry.export import export_model, require_extra
         from regflow.registry.location import refuse_output_inside_registry
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from regflow.cli.models import JsonOption, RegistryOption, _num, _registry, emit
+from regflow.cli.models import JsonOption, RegistryOption, StoreOption, _num, _registry, emit
 
 
 def monitor_command(
@@ -22,10 +22,11 @@ def monitor_command(
         int | None, typer.Option("--last", min=1, help="Only the newest N records.")
     ] = None,
     registry: RegistryOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the monitoring verdicts scoring runs recorded for NAME (e.g. `models monitor seed`)."""
-    with _registry(registry, as_json) as reg:
+    with _registry(registry, as_json, store) as reg:
         records = reg.list_monitoring(name, version=version, limit=last)
         payload = {
             "registry": reg.location,

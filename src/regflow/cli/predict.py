@@ -46,6 +46,7 @@ def predict_command(as_json: bool = False, **options: Any) -> None:
         model=request,
         out=params.out,
         registry=params.registry,
+        registry_store=params.registry_store,
         max_mse_ratio=params.max_mse_ratio,
         max_psi=params.max_psi,
         return_state=True,

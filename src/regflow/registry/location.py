@@ -24,6 +24,7 @@ from regflow.registry.errors import (
     RegistryReadOnlyError,
 )
 from regflow.registry.index import RegistryIndex, sqlite_read_only_url
+from regflow.registry.object_store import FsspecStore
 from regflow.registry.reading import RegistryBase
 from regflow.registry.store import LocalDirectoryStore
 
@@ -137,11 +138,37 @@ def is_read_only(where: Location) -> bool:
     db = _sqlite_file(where)
     if db is None:
         return False
-    store = Path(where.store_path)
+    # An object store's permissions are its server's to enforce (like a database's).
+    store = None if is_store_url(where.store_path) else local_store_path(where.store_path)
     return (
         not os.access(db.parent, os.W_OK)
         or (db.exists() and not os.access(db, os.W_OK))
-        or (store.exists() and not os.access(store, os.W_OK))
+        or (store is not None and store.exists() and not os.access(store, os.W_OK))
+    )
+
+
+def is_store_url(store: str) -> bool:
+    """Whether `store` names an fsspec filesystem (`s3://...`) rather than a local folder."""
+    return "://" in store and not store.startswith("file://")
+
+
+def local_store_path(store: str) -> Path:
+    return Path(store.removeprefix("file://")).expanduser()
+
+
+def open_store(
+    where: Location, *, create: bool, read_only: bool
+) -> LocalDirectoryStore | FsspecStore:
+    """The file store `where` names: a local folder, or any fsspec URL."""
+    if is_store_url(where.store_path):
+        return FsspecStore(
+            where.store_path, create=create, read_only=read_only, registry=where.display
+        )
+    return LocalDirectoryStore(
+        local_store_path(where.store_path),
+        create=create,
+        read_only=read_only,
+        registry=where.display,
     )
 
 
@@ -298,12 +325,7 @@ class LocationMixin(RegistryBase):
             raise RegistryReadOnlyError(where.display, "create a registry there")
         return cls(
             open_index(where, read_only=read_only),
-            LocalDirectoryStore(
-                Path(where.store_path),
-                create=create,
-                read_only=read_only,
-                registry=where.display,
-            ),
+            open_store(where, create=create, read_only=read_only),
             where.display,
         )
 
