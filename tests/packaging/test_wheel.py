@@ -202,6 +202,12 @@ def test_installed_package_comes_from_the_fresh_venv(venv: Venv, tmp_path: Path)
         assert Path(path).is_file(), path
 
 
+def test_installed_version_is_the_distribution_s(venv: Venv, tmp_path: Path) -> None:
+    done = python(venv, tmp_path / "home", tmp_path, "-m", "regflow", "--version")
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert (done.returncode, done.stdout) == (0, f"regflow {version}\n"), done.stderr
+
+
 def test_installed_train_runs_from_an_empty_directory(venv: Venv, tmp_path: Path) -> None:
     result = train_json(venv, tmp_path)
     assert result["status"] == "completed", result
