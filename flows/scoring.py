@@ -55,6 +55,7 @@ def score(
     registry_store: Annotated[str | None, FIELDS["registry_store"]] = None,
     max_mse_ratio: Annotated[float, FIELDS["max_mse_ratio"]] = DEFAULT_MAX_MSE_RATIO,
     max_psi: Annotated[float, FIELDS["max_psi"]] = DEFAULT_MAX_PSI,
+    data_name: Annotated[str | None, FIELDS["data_name"]] = None,
 ) -> ScoreResult | State:
     """Score `data` with the registry model `model` (default `<data name>@champion`).
 
@@ -78,6 +79,7 @@ def score(
                 registry_store=registry_store,
                 max_mse_ratio=max_mse_ratio,
                 max_psi=max_psi,
+                data_name=data_name,
             )
         except ValidationError as err:
             raise parameter_error(err, field_label) from None
@@ -92,7 +94,7 @@ def score(
             predictor.feature_names,
             predictor.target,
         )
-        loaded = unwrap(ingest_task(data, return_state=True))
+        loaded = unwrap(ingest_task(data, data_name, return_state=True))
         ignored = predictor.extra_columns(loaded.frame)
         if ignored:
             logger.info("columns not used by the model, passed through: %s", ignored)
@@ -111,13 +113,13 @@ def score(
         table=scores_table(scored),
         key=key,
         description=(
-            f"{len(scored)} rows of {md_text(data)} scored with {md_text(predictor.ref)} "
+            f"{len(scored)} rows of {md_text(loaded.source)} scored with {md_text(predictor.ref)} "
             f"(requested {md_text(ref)}); written to {md_text(written)}. First rows shown."
         ),
     )
     logger.info("scored %d rows with %s into %s", len(scored), predictor.ref, written)
     recorded = verdict is not None and _raise_the_alarm(
-        verdict, predictor.name, data, registry, loaded.sha256, registry_store
+        verdict, predictor.name, loaded.source, registry, loaded.sha256, registry_store
     )
     empty = len(predictions) == 0
     return ScoreResult(

@@ -115,7 +115,7 @@ def train(
         check_output_path(params.registry.out, params.registry.registry, folder=True)
         device = select_device(opts.device)
         _tag_run(name, params.model.preset)
-        loaded = unwrap(ingest_task(params.data.path, return_state=True))
+        loaded = unwrap(ingest_task(params.data.path, params.data.name, return_state=True))
         valid = unwrap(validate_task(loaded, **params.data.validation(), return_state=True))
         quarantine = quarantine_summary(valid, params.data.max_invalid_fraction)
         log_data_summary(valid, quarantine)

@@ -57,6 +57,12 @@ class DataParams(ParamsModel):
         description="CSV or Parquet file: a local path or a URL",
         json_schema_extra={"cli": "DATA"},
     )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        description="what the card, lineage and messages call the data (default: its path); "
+        "the Python API names in-memory data here, as its path is a temporary copy",
+    )
     target: str = Field(description="the target column")
     features: list[str] | None = Field(
         None, description="feature columns (default: every numeric column but the target)"
@@ -253,6 +259,12 @@ class ScoreParams(ParamsModel):
         allow_inf_nan=False,
         description="monitoring: degraded when any feature's PSI against training exceeds this",
     )
+    data_name: str | None = Field(
+        None,
+        min_length=1,
+        description="what the scores, monitoring and messages call the data (default: its "
+        "path); the Python API names in-memory data here",
+    )
 
 
 def default_model_name(data: str) -> str:
@@ -262,14 +274,25 @@ def default_model_name(data: str) -> str:
     return name if re.match(MODEL_NAME_PATTERN, name) else "model"
 
 
-# Settings that do not change the trained model: where the data and outputs are (the data's
-# own SHA-256 stands for it), the model's name, and the promotion rules.
+# Settings that do not change the trained model: where the data and outputs are and what the
+# data is called (the data's own SHA-256 stands for it), the model's name, and the promotion
+# rules.
 _NOT_MODEL_SETTINGS = frozenset(
-    {"data", "model", "out", "registry", "registry_store", "min_r2", "min_improvement", "force"}
+    {
+        "data",
+        "data_name",
+        "model",
+        "out",
+        "registry",
+        "registry_store",
+        "min_r2",
+        "min_improvement",
+        "force",
+    }
 )
 
 # The flat names that differ from the field's own name: the CLI's and the old flow's.
-_FLAT_NAMES = {("data", "path"): "data", ("model", "name"): "model"}
+_FLAT_NAMES = {("data", "path"): "data", ("data", "name"): "data_name", ("model", "name"): "model"}
 
 
 def flat_name(section: str, name: str) -> str:

@@ -8,6 +8,7 @@ import io
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -230,11 +231,20 @@ def _read_remote(source: str, fmt: str) -> LoadedData:
     return LoadedData(frame, source, fmt, hashlib.sha256(data).hexdigest(), len(data))
 
 
-def read_table(source: str) -> LoadedData:
-    """Read a dataset; every expected problem becomes an InvalidInputError naming the file."""
-    if is_remote(source):
-        return _read_remote(source, detect_format(source))
-    return _read_local(source)
+def read_table(source: str, name: str | None = None) -> LoadedData:
+    """Read a dataset; every expected problem becomes an InvalidInputError naming the file,
+    or `name` when given (in-memory data reaches here as a temporary file: call it by its
+    name, not by a path that is gone after the run)."""
+    try:
+        if is_remote(source):
+            loaded = _read_remote(source, detect_format(source))
+        else:
+            loaded = _read_local(source)
+    except InvalidInputError as err:
+        if name is None:
+            raise
+        raise err.renamed(name) from None
+    return loaded if name is None else replace(loaded, source=name)
 
 
 ingest_task = pipeline_task(read_table, name="ingest", retries=3, delays=[1, 2, 4])

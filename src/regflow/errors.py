@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Self
 
 
@@ -51,6 +51,8 @@ class RegflowError(Exception):
     status = "failed"
     state_name = "Failed"
     retryable = False  # True: a fault that may pass (Prefect task retries try again)
+    # The flow run that failed, where one did; the Python API sets it so users can find it.
+    flow_run_id: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"error": type(self).__name__, "message": str(self)}
@@ -77,6 +79,11 @@ class InvalidInputError(RegflowError):
         cls, source: str | None, check: str, message: str, column: str | None = None
     ) -> Self:
         return cls(source, [Problem(check=check, message=message, file=source, column=column)])
+
+    def renamed(self, name: str) -> InvalidInputError:
+        """The same problems, naming the data `name` where they named it by its path."""
+        problems = [replace(p, file=name) if p.file == self.source else p for p in self.problems]
+        return InvalidInputError(name, problems)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -52,6 +52,10 @@ class CliResult:
 
 # Checks this file cannot produce quickly through the CLI; each names the test that does.
 NOT_PRODUCIBLE_HERE: dict[str, tuple[str, str]] = {
+    "arrow_types": (
+        "the Python API's in-memory tables only; no file the CLI reads has one",
+        "tests/unit/test_in_memory_tables.py",
+    ),
     "ServerUnavailable": (
         "needs a real Prefect server killed mid-run (minutes)",
         "tests/faults/test_server_killed.py",

@@ -179,9 +179,13 @@ def test_installed_package_comes_from_the_fresh_venv(venv: Venv, tmp_path: Path)
     code = """if True:
         import importlib.metadata, importlib.resources, json, sys
         import regflow, regflow.flows.training, regflow.deployments.serve as serve
+        from regflow import train  # the Python API, loaded lazily
         dist = importlib.metadata.distribution("regflow")
         print(json.dumps({
-            "files": [regflow.__file__, regflow.flows.training.__file__, serve.__file__],
+            "files": [
+                regflow.__file__, regflow.flows.training.__file__, serve.__file__,
+                sys.modules[train.__module__].__file__,
+            ],
             "top_level": dist.read_text("top_level.txt"),
             "prefect_file": str(serve.DEFAULT_PREFECT_FILE),
             "seed": str(importlib.resources.files("regflow.data").joinpath("seed.csv")),
@@ -196,6 +200,12 @@ def test_installed_package_comes_from_the_fresh_venv(venv: Venv, tmp_path: Path)
     for path in [*found["files"], found["prefect_file"], found["seed"]]:
         assert Path(path).is_relative_to(venv.site_packages), path
         assert Path(path).is_file(), path
+
+
+def test_installed_version_is_the_distribution_s(venv: Venv, tmp_path: Path) -> None:
+    done = python(venv, tmp_path / "home", tmp_path, "-m", "regflow", "--version")
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert (done.returncode, done.stdout) == (0, f"regflow {version}\n"), done.stderr
 
 
 def test_installed_train_runs_from_an_empty_directory(venv: Venv, tmp_path: Path) -> None:

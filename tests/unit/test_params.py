@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_field_has_a_description_and_one_flat_name() -> None:
     index = flat_index(TrainParams)
-    assert len(index) == 24  # the 24 options of `regflow train`
+    assert len(index) == 25  # the 25 options of `regflow train`
     for section, model in sections(TrainParams).items():
         assert model.__doc__, section
         for name, info in model.model_fields.items():
@@ -37,6 +37,14 @@ def test_every_field_has_a_description_and_one_flat_name() -> None:
     assert index["data"] == ("data", "path")
     assert index["model"] == ("model", "name")
     assert index["min_abs_r"] == ("gate", "min_abs_r")
+    assert index["data_name"] == ("data", "name")
+
+
+def test_what_the_data_is_called_does_not_change_the_fingerprint() -> None:
+    plain = TrainParams.from_flat({"data": "/tmp/a/data.parquet", "target": "y"})
+    named = TrainParams.from_flat({"data": "/tmp/b/data.parquet", "target": "y", "data_name": "n"})
+    assert named.data.name == "n" and named.flat()["data_name"] == "n"
+    assert plain.model_settings(["x"]) == named.model_settings(["x"])
 
 
 def test_model_settings_leave_out_paths_names_and_promotion_rules() -> None:
@@ -44,7 +52,7 @@ def test_model_settings_leave_out_paths_names_and_promotion_rules() -> None:
     settings = params.model_settings(["a", "b"])
     assert settings["features"] == ["a", "b"] and settings["target"] == "y"
     kept_out = {"data", "model", "out", "registry", "registry_store", "min_r2"}
-    kept_out |= {"min_improvement", "force"}
+    kept_out |= {"min_improvement", "force", "data_name"}
     assert not kept_out & set(settings)
     assert set(settings) == set(flat_index(TrainParams)) - kept_out
 

@@ -84,10 +84,3 @@ def run_flow(flow: Any, as_json: bool, **parameters: Any) -> Any:
         if os.environ.get("REGFLOW_DEBUG"):
             raise
         fail(RegflowError(f"could not run the flow: {type(err).__name__}: {err}"), as_json)
-
-
-def quiet_prefect_defaults() -> None:
-    # This machine class has no internet: don't let the temporary server try telemetry.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The temporary server starts slowly on a busy 2-core machine; Prefect's default is short.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -11,12 +11,11 @@ from regflow.cli.output import (
     JSON_OPTION,
     expected_failures,
     fail,
-    quiet_prefect_defaults,
     run_flow,
 )
 from regflow.cli.params import parse_model, with_model_options
 from regflow.errors import RegflowError
-from regflow.runtime.startup import heavy_imports
+from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import ScoreParams
 from regflow.schemas.scoring import ScoreResult
 
@@ -49,6 +48,7 @@ def predict_command(as_json: bool = False, **options: Any) -> None:
         registry_store=params.registry_store,
         max_mse_ratio=params.max_mse_ratio,
         max_psi=params.max_psi,
+        data_name=params.data_name,
         return_state=True,
     )
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None

@@ -11,12 +11,11 @@ from regflow.cli.output import (
     emit_json,
     expected_failures,
     fail,
-    quiet_prefect_defaults,
     run_flow,
 )
 from regflow.cli.params import parse_model, with_model_options
 from regflow.errors import GateStoppedError, RegflowError
-from regflow.runtime.startup import heavy_imports
+from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import TrainParams
 
 NOTHING_LEFT = "nothing was published or registered: no run folder, no new version"

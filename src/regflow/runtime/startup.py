@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,3 +24,14 @@ def heavy_imports() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def quiet_prefect_defaults() -> None:
+    """The Prefect settings regflow runs with unless the environment sets them; call it before
+    Prefect is imported: its telemetry notice prints at import."""
+    # No telemetry: Prefect prints a notice at its first import in a terminal and then sends
+    # usage events unless DO_NOT_TRACK is set; machines here often have no internet anyway.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary server starts slowly on a busy 2-core machine; Prefect's default is short.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
