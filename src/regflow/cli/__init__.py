@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from regflow.cli.copy import copy_command
 from regflow.cli.examples import add_examples
 from regflow.cli.models import models_app
 from regflow.cli.monitor import monitor_command
@@ -29,6 +30,7 @@ app.command("train")(train_command)
 app.command("predict")(predict_command)
 app.command("serve")(serve_command)
 models_app.command("monitor")(monitor_command)
+models_app.command("copy")(copy_command)
 app.add_typer(models_app, name="models")
 add_examples(app)
 
