@@ -1,11 +1,13 @@
 """PostgreSQL only: what a server can do to a client that a SQLite file cannot.
 
-A connection killed by the server in the middle of a registration, and the server restarted
-between two uses of one open registry.
+A connection killed by the server in the middle of a registration, the server restarted
+between two uses of one open registry, and a URL whose driver is not installed.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,8 @@ import psycopg
 import pytest
 from pg_server import PostgresServer
 from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
 
-from regflow.registry import Registry
+from regflow.registry import InvalidReferenceError, Registry, RegistryError
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_connection_dropped_mid_registration(
 
     event.listen(reg._index.engine, "before_cursor_execute", drop)
     try:
-        with pytest.raises(sa_exc.OperationalError):
+        with pytest.raises(RegistryError, match=r"connection was lost.*nothing of this"):
             reg.register("demo", run_factory(coef=[2.0]))
     finally:
         event.remove(reg._index.engine, "before_cursor_execute", drop)
@@ -83,3 +84,19 @@ def test_server_restarted_between_runs(
             (1, 2),
         ]
         assert again.verify() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "package"),
+    [
+        ("postgresql+psycopg://u@localhost/db", "psycopg[binary]"),
+        ("postgresql+psycopg2://u@localhost/db", "psycopg2-binary"),
+    ],
+)
+def test_a_missing_driver_names_the_package(
+    url: str, package: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules is how Python itself reports a module that cannot be imported.
+    monkeypatch.setitem(sys.modules, package.partition("[")[0].replace("-binary", ""), None)
+    with pytest.raises(InvalidReferenceError, match=re.escape(f"pip install '{package}'")):
+        Registry.open(url, store="unused")

@@ -34,11 +34,13 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from regflow.registry import migrations
 from regflow.registry.errors import (
     InvalidReferenceError,
+    RegistryError,
     RegistryReadOnlyError,
     SchemaVersionError,
 )
@@ -278,7 +280,7 @@ class RegistryIndex:
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits at the end, rolls everything back on any error."""
         self.check_writable()
-        with self.engine.connect() as conn:
+        with self._lost_connection(), self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
@@ -291,8 +293,25 @@ class RegistryIndex:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot for several queries."""
-        with self.engine.connect() as conn, conn.begin():
+        with self._lost_connection(), self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _lost_connection(self) -> Iterator[None]:
+        """A connection the server dropped (restart, admin, failover) as one RegistryError.
+
+        The transaction died with it, so nothing of it was committed; the pool has already
+        discarded the connection, so the next call reconnects.
+        """
+        try:
+            yield
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            raise RegistryError(
+                f"registry index {self.location}: the database connection was lost "
+                f"({str(exc.orig).strip()}); nothing of this operation was committed"
+            ) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
