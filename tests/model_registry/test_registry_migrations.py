@@ -106,19 +106,22 @@ def test_a_later_migration_upgrades_the_index_and_the_current_code_refuses_it(
     assert "Traceback" not in cli.stderr and len(cli.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("legacy", [1, 2])
 def test_an_index_from_before_alembic_is_stamped_and_upgraded(
-    backend: str, registry_uri: str, run_factory: Callable[..., Path]
+    backend: str, registry_uri: str, run_factory: Callable[..., Path], legacy: int
 ) -> None:
     with Registry.open(registry_uri) as reg:
         reg.register("demo", run_factory())
-        # What regflow 0.1 (schema 1, no Alembic) left: no monitoring, no alembic_version.
-        edit_index(reg, "DROP TABLE monitoring")
+        # What regflow before Alembic left: no alembic_version; schema 1 had no monitoring.
         edit_index(reg, "DROP TABLE alembic_version")
-        edit_index(reg, "UPDATE registry_meta SET value = '1' WHERE key = 'schema_version'")
+        if legacy == 1:
+            edit_index(reg, "DROP TABLE monitoring")
+            edit_index(reg, "UPDATE registry_meta SET value = '1' WHERE key = 'schema_version'")
+    revision = f"000{legacy}"
     if backend == "postgresql":
-        with pytest.raises(SchemaVersionError, match=r"schema revision 0001; .* needs 0002"):
+        with pytest.raises(SchemaVersionError, match=f"revision {revision} \\(not yet stamped"):
             Registry.open(registry_uri)
-        assert _migrate(registry_uri)["from"] == "0001"
+        assert _migrate(registry_uri)["from"] == revision
     with Registry.open(registry_uri) as reg:
         assert _revision(reg) == "0002"
         reg.record_monitoring("demo", 1, status="ok", rows=1, failed=[], report={})

@@ -246,8 +246,9 @@ class RegistryIndex:
                 )
             return state.current  # an older index still reads; missing tables read as empty
         if not (self.is_sqlite or migrate or state.empty):
+            found = state.current if state.stamped else f"{state.current} (not yet stamped)"
             raise SchemaVersionError(
-                f"registry index {self.location} has schema revision {state.current}; this "
+                f"registry index {self.location} has schema revision {found}; this "
                 f"regflow needs {state.head}: run `regflow models migrate --registry "
                 f"{self.location}` (back the database up first)"
             )
