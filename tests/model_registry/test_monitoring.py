@@ -130,9 +130,10 @@ def test_an_index_of_schema_1_is_upgraded_when_written(tmp_path: Path, run_facto
     root = tmp_path / "old"
     with Registry.open(root) as reg:
         reg.register("demo", run_factory())  # type: ignore[operator]
-    # What regflow before monitoring wrote: schema version 1, no monitoring table.
+    # What regflow before monitoring (and Alembic) wrote: schema version 1, no monitoring table.
     with sqlite3.connect(root / "index.db") as db:
         db.execute("DROP TABLE monitoring")
+        db.execute("DROP TABLE alembic_version")
         db.execute("UPDATE registry_meta SET value = '1' WHERE key = 'schema_version'")
     with Registry.open(root, read_only=True) as reg:  # reads as before, nothing written
         assert reg.list_monitoring("demo") == [] and reg.resolve("demo").version == 1

@@ -94,7 +94,7 @@ def test_export_json_names_format_path_and_source(two, tmp_path):
     again = call(two, "export", "demo:1", "--out", str(model_dir), "--format", "mlflow", code=2)
     assert "already exists" in again.stderr and "Traceback" not in again.stderr
 
-    inside = f"{two.location}/m.onnx"
+    inside = f"{two.store.location}/m.onnx"
     refused = call(two, "export", "demo", "--out", inside, "--format", "onnx", code=2)
     assert "inside the model registry" in refused.stderr
     assert two.verify() == []

@@ -121,13 +121,15 @@ def test_inside_registry_resolves_links_and_relative_paths(
     assert caught.value.exit_code == 2
 
 
-@pytest.mark.parametrize("where", ["store/seed/1/s.csv", "index.db.csv"])
+@pytest.mark.parametrize(
+    "where", ["store/seed/1/s.csv", pytest.param("index.db.csv", marks=pytest.mark.sqlite_only)]
+)
 def test_predict_refuses_an_output_inside_the_registry(
     seeded: Registry, tmp_path: Path, where: str
 ) -> None:
     data = tmp_path / "d.csv"
     data.write_text("x\n1\n2\n")
-    out = Path(seeded.location) / where
+    out = Path(seeded.store.location).parent / where
     args = ["predict", str(data), "--model", "seed:1", "--registry", seeded.location]
     payload = call(*args, "--out", str(out), code=2)
     assert problem_check(payload) == "output_path"
@@ -150,6 +152,6 @@ def test_train_refuses_unsafe_out(seeded: Registry, tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     data.write_text("x,y\n1,2\n2,4\n3,7\n")
     args = ["train", str(data), "--target", "y", "--registry", seeded.location]
-    inside = Path(seeded.location) / "store"
+    inside = Path(seeded.store.location)
     assert problem_check(call(*args, "--out", str(inside), code=2)) == "output_path"
     assert problem_check(call(*args, "--out", str(data), code=2)) == "output_path"

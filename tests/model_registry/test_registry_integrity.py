@@ -7,12 +7,12 @@ import json
 import os
 import pickle
 import shutil
-import sqlite3
 import stat
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from rawindex import edit_index
 from typer.testing import CliRunner
 
 from regflow.cli.models import models_app
@@ -97,14 +97,12 @@ def test_tampered_manifest_is_detected(registry, run_factory):
 
 def test_tampered_index_row_is_detected(registry, run_factory):
     registry.register("demo", run_factory())
-    db = Path(registry.location) / "index.db"
-    with sqlite3.connect(db) as conn:  # someone edits the metrics in the database
-        conn.execute('UPDATE model_versions SET metrics = \'{"all": {"mse": 0.0}}\'')
+    # someone edits the metrics in the database
+    edit_index(registry, 'UPDATE model_versions SET metrics = \'{"all": {"mse": 0.0}}\'')
     assert [p.check for p in registry.verify()] == ["index_row_changed"]
     with pytest.raises(IntegrityError, match="metrics"):
         registry.load("demo:1")
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE model_versions SET manifest_sha256 = ?", ("0" * 64,))
+    edit_index(registry, "UPDATE model_versions SET manifest_sha256 = :h", h="0" * 64)
     checks = {p.check for p in registry.verify()}
     assert {"index_row_changed", "manifest_changed"} <= checks
 

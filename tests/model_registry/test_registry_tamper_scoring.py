@@ -10,12 +10,12 @@ import hashlib
 import json
 import os
 import pickle
-import sqlite3
 import stat
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from rawindex import edit_index
 from runfolder import sample_frame
 from typer.testing import CliRunner
 
@@ -68,8 +68,7 @@ def test_predict_refuses_every_kind_of_tampering(registry, run_factory, scoring_
     _flip(store / "2" / "model.safetensors")  # weights changed
     _flip(store / "3" / "model.safetensors")  # ... and the manifest re-hashed to match
     _rehash_into_manifest(store / "3", "model.safetensors")
-    with sqlite3.connect(Path(registry.location) / "index.db") as conn:  # index row edited
-        conn.execute("UPDATE model_versions SET metrics = '{}' WHERE version = 4")
+    edit_index(registry, "UPDATE model_versions SET metrics = '{}' WHERE version = 4")
 
     expected = {2: "model.safetensors", 3: "manifest", 4: "metrics"}
     for version, named in expected.items():
@@ -100,7 +99,8 @@ def test_pickles_planted_where_scoring_and_gc_look_never_run(
     registry.register("demo", run_factory())
     registry.register("demo", run_factory())
     registry.promote("demo:1")
-    root, store = Path(registry.location), Path(registry.store.location)
+    store = Path(registry.store.location)
+    root = store.parent  # the registry's folder (SQLite), or the store's parent
     # The weights of version 2 become a pickle, re-hashed into its manifest as an attacker
     # with write access to the files (not the index) would.
     (_writable(store / "demo" / "2" / "model.safetensors")).write_bytes(payload)

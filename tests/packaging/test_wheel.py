@@ -172,6 +172,12 @@ def test_wheel_has_one_import_root_and_its_data(wheel: Path) -> None:
         assert archive.read(top_level).decode() == "regflow\n"
     assert {"regflow/deployments/prefect.yaml", "regflow/data/seed.csv"} <= set(names)
     assert "regflow/flows/training.py" in names
+    # The registry opens its index through these (Alembic loads them by path).
+    assert {
+        "regflow/registry/migrations/env.py",
+        "regflow/registry/migrations/versions/0001_initial.py",
+        "regflow/registry/migrations/versions/0002_monitoring.py",
+    } <= set(names)
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"regflow"}
 
 

@@ -308,6 +308,27 @@ def gc_command(
         emit(payload, as_json, lambda: typer.echo("\n".join(removed) or "nothing to remove"))
 
 
+@models_app.command("migrate")
+def migrate_command(
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upgrade the registry index to this regflow's schema (needed for PostgreSQL; a SQLite
+    index upgrades itself when opened writable). Back the database up first."""
+    from regflow.registry.location import migrate_index
+
+    with expected_failures(as_json):
+        before, after, where = migrate_index(registry)
+
+    def human() -> None:
+        if before == after:
+            typer.echo(f"registry index {where} is at schema revision {after}: nothing to do")
+        else:
+            typer.echo(f"registry index {where}: schema revision {before or 'none'} -> {after}")
+
+    emit({"registry": where, "from": before, "to": after}, as_json, human)
+
+
 @models_app.command("export")
 def export_command(
     ref: Annotated[str, typer.Argument(help="name, name:version or name@alias")],

@@ -12,6 +12,7 @@ from regflow.registry.errors import (
     NotFoundError,
     RegistryError,
     RegistryReadOnlyError,
+    SchemaVersionError,
 )
 from regflow.registry.predictor import Predictor
 from regflow.registry.promotion import decide_promotion, signature_difference
@@ -43,6 +44,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RegistryReadOnlyError",
+    "SchemaVersionError",
     "decide_promotion",
     "parse_ref",
     "signature_difference",

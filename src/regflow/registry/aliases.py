@@ -91,6 +91,7 @@ class AliasesMixin(RegistryBase):
         check_name(name)
         check_alias(alias)
         with self._index.write() as conn:
+            lock_model(conn, name)
             row = version_row(conn, name, version, lock=True)
             if row is None or row.status != "ready":
                 self._model(conn, name)
@@ -113,6 +114,7 @@ class AliasesMixin(RegistryBase):
         check_name(name)
         check_alias(alias)
         with self._index.write() as conn:
+            lock_model(conn, name)
             current = alias_version(conn, name, alias)
             if current is None:
                 raise NotFoundError(f"{name}@{alias} is not set")
@@ -160,6 +162,7 @@ class AliasesMixin(RegistryBase):
         check_alias(alias)
         with self._index.write() as conn:
             self._model(conn, name)
+            lock_model(conn, name)
             current = alias_version(conn, name, alias)
             if current is None:
                 raise NotFoundError(f"{name}@{alias} is not set; nothing to roll back")
@@ -192,6 +195,21 @@ class AliasesMixin(RegistryBase):
                 row.metrics if row is not None else None,
                 "rollback",
             )
+
+
+def lock_model(conn: Connection, name: str) -> None:
+    """Hold the model's row until commit, so its alias moves run one at a time.
+
+    SQLite's write transaction already excludes every other writer. PostgreSQL's READ
+    COMMITTED would let two movers read the same holder and one then fail its
+    compare-and-set, though neither named an expected version; registering holds the same
+    lock (`_ensure_model`), so a registration's promotion queues with them too.
+    """
+    conn.execute(
+        select(ix.registered_models.c.name)
+        .where(ix.registered_models.c.name == name)
+        .with_for_update()
+    )
 
 
 def move_alias(

@@ -44,6 +44,12 @@ class RegistryReadOnlyError(RegistryError):
         return {**super().to_dict(), "check": self.check, "registry": self.location}
 
 
+class SchemaVersionError(RegistryError):
+    """The index's schema is older (run `regflow models migrate`) or newer than this regflow's."""
+
+    state_name = "SchemaVersion"
+
+
 class AliasConflict(RegistryError):
     """An alias moved under us: compare-and-set saw another version than expected."""
 

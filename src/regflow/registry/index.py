@@ -31,19 +31,27 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    insert,
-    inspect,
+    func,
     select,
-    update,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from regflow.registry.errors import InvalidReferenceError, RegistryReadOnlyError
+from regflow.registry import migrations
+from regflow.registry.errors import (
+    InvalidReferenceError,
+    RegistryError,
+    RegistryReadOnlyError,
+    SchemaVersionError,
+)
 
-# 1: versions, aliases, audit log. 2: adds `monitoring` (an older index gains the table when
-# opened writable; opened read-only it reads as before, with no monitoring records).
+# 1: versions, aliases, audit log. 2: adds `monitoring`. The schema itself changes only
+# through the Alembic revisions in migrations/ (0001, 0002); registry_meta.schema_version
+# keeps the number for regflow from before Alembic, which refuses a number above its own.
 SCHEMA_VERSION = 2
 _WRITE = "regflow_write"
+# pg_advisory_xact_lock key: serialises migrations of one PostgreSQL database.
+_MIGRATION_LOCK = 0x7265_6766  # "regf"
 
 metadata = MetaData()
 
@@ -190,64 +198,90 @@ def create_index_engine(url: str, *, read_only: bool = False) -> Engine:
 
 
 class RegistryIndex:
-    """The index database: read and write transactions plus schema creation."""
+    """The index database: read and write transactions, and its schema (see migrations)."""
 
-    def __init__(self, url: str, *, read_only: bool = False, location: str | None = None):
-        """`read_only`: `url` opens the database read-only, and `write()` refuses."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        location: str | None = None,
+        migrate: bool = False,
+    ):
+        """`read_only`: `url` opens the database read-only, and `write()` refuses.
+
+        `migrate`: upgrade an older schema on any database (`regflow models migrate`);
+        without it only SQLite upgrades itself (see `_ensure_schema`).
+        """
         self.url = url
         self.read_only = read_only
         self.location = location or url
         self.engine = create_index_engine(url, read_only=read_only)
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        self._create_schema()
+        self.revision_before: str | None = None
+        try:
+            self.revision_before = self._ensure_schema(migrate)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
-    def _create_schema(self) -> None:
-        # Readers of an existing registry need no write lock (or a writable database).
+    def _ensure_schema(self, migrate: bool) -> str | None:
+        """Create, upgrade or accept the schema; returns the revision found (None: new).
+
+        A new index gets the current schema on any database. An older one upgrades itself
+        when it is a SQLite file opened writable (one user's file, upgraded in place); read
+        only, it reads as before. A shared server's index waits for `regflow models
+        migrate`, so one client's upgrade never surprises the others. A newer one is refused.
+        """
+        # Readers of an up-to-date registry need no write lock (or a writable database).
         with self.read() as conn:
-            if inspect(conn).has_table(registry_meta.name):
-                have = conn.execute(
-                    select(registry_meta.c.value).where(registry_meta.c.key == "schema_version")
-                ).scalar()
-                if have is not None and int(have) == SCHEMA_VERSION:
-                    return
-                if have is not None and int(have) < SCHEMA_VERSION and self.read_only:
-                    return  # an older index still reads; the tables it lacks read as empty
+            state = self._state(conn)
+        if state.up_to_date:
+            return state.current
         if self.read_only:
-            # Cannot create or upgrade the tables; say what is wrong instead.
-            raise InvalidReferenceError(
-                f"{self.location} is not a regflow registry index this regflow can read "
-                "(no tables, or a newer schema), and it is read-only"
+            if state.empty:
+                raise InvalidReferenceError(
+                    f"{self.location} is not a regflow registry index (no tables), and it is "
+                    "read-only"
+                )
+            return state.current  # an older index still reads; missing tables read as empty
+        if not (self.is_sqlite or migrate or state.empty):
+            found = state.current if state.stamped else f"{state.current} (not yet stamped)"
+            raise SchemaVersionError(
+                f"registry index {self.location} has schema revision {found}; this "
+                f"regflow needs {state.head}: run `regflow models migrate --registry "
+                f"{self.location}` (back the database up first)"
             )
-        # Inside one write transaction, so several processes opening a fresh registry at
-        # once do not race on CREATE TABLE.
+        # One write transaction, so processes opening a new or older index at once queue
+        # (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock) and only the first migrates.
         with self.write() as conn:
-            metadata.create_all(conn, checkfirst=True)
-            have = conn.execute(
-                select(registry_meta.c.value).where(registry_meta.c.key == "schema_version")
-            ).scalar()
-            if have is None:
-                conn.execute(
-                    insert(registry_meta).values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
-            elif int(have) < SCHEMA_VERSION:  # create_all above added the newer tables
-                conn.execute(
-                    update(registry_meta)
-                    .where(registry_meta.c.key == "schema_version")
-                    .values(value=str(SCHEMA_VERSION))
-                )
-            elif int(have) > SCHEMA_VERSION:
-                from regflow.registry.errors import RegistryError
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            state = self._state(conn)
+            if not state.up_to_date:
+                migrations.upgrade(conn, state)
+        return state.current
 
-                raise RegistryError(
-                    f"registry index {self.url} has schema version {have}; this regflow "
-                    f"understands up to {SCHEMA_VERSION}: upgrade regflow"
-                )
+    def _state(self, conn: Connection) -> migrations.SchemaState:
+        try:
+            state = migrations.schema_state(conn)
+        except migrations.NotAnIndex as exc:
+            raise InvalidReferenceError(
+                f"{self.location} is not a regflow registry index ({exc})"
+            ) from None
+        if not state.known:
+            raise SchemaVersionError(
+                f"registry index {self.location} has schema revision {state.current}, which "
+                f"this regflow does not know (its newest is {state.head}): it was written by "
+                "a newer regflow; upgrade regflow to use it"
+            )
+        return state
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits at the end, rolls everything back on any error."""
         self.check_writable()
-        with self.engine.connect() as conn:
+        with self._lost_connection(), self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
@@ -260,8 +294,25 @@ class RegistryIndex:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot for several queries."""
-        with self.engine.connect() as conn, conn.begin():
+        with self._lost_connection(), self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _lost_connection(self) -> Iterator[None]:
+        """A connection the server dropped (restart, admin, failover) as one RegistryError.
+
+        The transaction died with it, so nothing of it was committed; the pool has already
+        discarded the connection, so the next call reconnects.
+        """
+        try:
+            yield
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            raise RegistryError(
+                f"registry index {self.location}: the database connection was lost "
+                f"({str(exc.orig).strip()}); nothing of this operation was committed"
+            ) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
 from regflow.errors import UsageError
+from regflow.registry import migrations
 from regflow.registry.errors import (
     InvalidReferenceError,
     NotFoundError,
@@ -188,15 +189,18 @@ def read_only_index_url(where: Location) -> str:
     return sqlite_read_only_url(db, immutable=immutable)
 
 
-def open_index(where: Location, *, read_only: bool = False) -> RegistryIndex:
-    """The index at `where`; a missing driver or a file that is no index is one clear error."""
+def open_index(where: Location, *, read_only: bool = False, migrate: bool = False) -> RegistryIndex:
+    """The index at `where`; a missing driver or a file that is no index is one clear error.
+
+    `migrate`: upgrade an older schema on any database (else only SQLite upgrades itself).
+    """
     url = make_url(where.index_url)
     shown = url.database if url.get_backend_name() == "sqlite" and url.database else where.display
     try:
         if read_only:
             url_ro = read_only_index_url(where)
             return RegistryIndex(url_ro, read_only=True, location=where.display)
-        return RegistryIndex(where.index_url, location=where.display)
+        return RegistryIndex(where.index_url, location=where.display, migrate=migrate)
     except sa_exc.OperationalError as exc:
         # Unreachable server, locked or unreadable file: may pass, so not a usage error.
         raise RegistryError(f"cannot open registry index {shown}: {exc.orig}") from None
@@ -204,6 +208,21 @@ def open_index(where: Location, *, read_only: bool = False) -> RegistryIndex:
         raise InvalidReferenceError(
             f"{shown} is not a regflow registry index ({exc.orig})"
         ) from None
+
+
+def migrate_index(uri: str | os.PathLike[str] | None) -> tuple[str | None, str, str]:
+    """Upgrade the index at `uri` to this regflow's schema: (revision before, after, where).
+
+    Only the index changes, so a database URL needs no store here. Before is None for an
+    index that had no tables (it is created).
+    """
+    # The store is neither opened nor created: any placeholder satisfies resolve_location.
+    where = resolve_location(uri, store=os.devnull, create=False)
+    index = open_index(where, migrate=True)
+    try:
+        return index.revision_before, migrations.head_revision(), where.display
+    finally:
+        index.dispose()
 
 
 def _local_path(text: str | os.PathLike[str]) -> Path | None:

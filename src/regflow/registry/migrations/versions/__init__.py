@@ -1,0 +1,1 @@
+"""Alembic revisions of the registry index (a package so the wheel ships them)."""
