@@ -35,7 +35,7 @@ def source(tmp_path: Path, run_factory: Callable[..., Path]) -> Path:
     return root
 
 
-def _snapshot(root: Path, store: str | None = None) -> dict[str, object]:
+def _snapshot(root: Path | str, store: str | None = None) -> dict[str, object]:
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.5]})
     with Registry.open(root, store=store, create=False) as reg:
         versions = {
@@ -102,3 +102,13 @@ def test_cli_copies_and_verifies(source: Path, tmp_path: Path) -> None:
     assert again.exit_code == 2 and "already holds" in again.stderr
     missing = runner.invoke(app, ["models", "copy", str(tmp_path / "nope"), str(dst)])
     assert missing.exit_code == 2
+
+
+def test_a_local_registry_moves_into_a_shared_one(source: Path, registry_uri: str) -> None:
+    # registry_uri: a folder (SQLite), or a fresh PostgreSQL database with its files in
+    # $REGFLOW_REGISTRY_STORE: the "local registry into a shared one".
+    done = runner.invoke(app, ["models", "copy", str(source), registry_uri, "--json"])
+    assert done.exit_code == 0, done.output
+    assert _snapshot(Path(registry_uri) if "://" not in registry_uri else registry_uri) == (
+        _snapshot(source)
+    )

@@ -31,6 +31,7 @@ EXAMPLES: dict[str, list[str]] = {
     "models gc": ["regflow models gc --json"],
     "models export": ["regflow models export seed@champion --out seed.joblib"],
     "models monitor": ["regflow models monitor seed --last 5"],
+    "models migrate": ["regflow models migrate --registry postgresql+psycopg://team@db/models"],
     "models copy": [
         "regflow models copy artifacts/registry postgresql+psycopg://team@db/models "
         "--dst-store s3://models/registry"
