@@ -358,6 +358,16 @@ def _missing_extra(ctx: Context) -> CliResult:
     return ctx.models("export", ctx.world.ref, "--format", "onnx", "--out", str(ctx.tmp / "m.onnx"))
 
 
+def _newer_schema(ctx: Context) -> CliResult:
+    """An index stamped by a newer regflow (a revision this one does not know)."""
+    import sqlite3
+
+    registry = ctx.world.copy_registry("newer-schema")
+    with sqlite3.connect(registry / "index.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'f000_from_a_newer_regflow'")
+    return ctx.models("list", registry=registry)
+
+
 def _boolean_feature(ctx: Context) -> CliResult:
     flags = ["true", "false"] * 4
     rows = ["x,b,y", *[f"{i},{flags[i - 1]},{2 * i + i % 3}" for i in range(1, 9)]]
@@ -404,6 +414,7 @@ PRODUCERS: dict[str, Producer] = {
     "numeric_dtype": _boolean_feature,
     "reserved_column": _reserved_target,
     "registry_read_only": _read_only,
+    "SchemaVersion": _newer_schema,
     "column_in_dataframe (predict)": lambda ctx: ctx.predict(
         ctx.world.file("p1.csv", "a,c\n1,2\n")
     ),
