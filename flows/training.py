@@ -234,6 +234,8 @@ def train(
             features=valid.features,
             target=valid.target,
             ignored_columns=valid.ignored_columns,
+            text_columns=valid.text_columns,
+            categorical=valid.levels,
             dtype_reason=why,
             gate=report,
             training=trained,

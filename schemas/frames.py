@@ -6,7 +6,7 @@ every step imports them from here, never from another step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,19 @@ class ValidatedData:
     # on_invalid="quarantine": every rejected row (row, column, check, value), maybe none;
     # None when invalid rows fail the run instead.
     rejected: pd.DataFrame | None = None
+    # --categorical: each column's sorted levels; `features` holds its indicators, not it.
+    levels: dict[str, list[str]] = field(default_factory=dict)
+    # Ignored columns that are not numeric: the summary suggests --categorical for them.
+    text_columns: list[str] = field(default_factory=list)
+
+    @property
+    def numeric_features(self) -> list[str]:
+        """The features that are columns of the data (not indicators)."""
+        return self.features[: len(self.features) - self.n_indicators]
+
+    @property
+    def n_indicators(self) -> int:
+        return sum(len(levels) - 1 for levels in self.levels.values())
 
     @property
     def rows_rejected(self) -> int:

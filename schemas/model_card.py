@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from regflow.schemas.categorical import indicator_names
 from regflow.schemas.files import CARD_FILE as CARD_FILE
 from regflow.schemas.files import PREDICTIONS_FILE as PREDICTIONS_FILE
 from regflow.schemas.files import WEIGHTS_FILE as WEIGHTS_FILE
@@ -14,9 +15,31 @@ from regflow.stats.drift import ColumnSummary
 
 
 class ColumnSpec(BaseModel):
+    """One input column: numeric (float64), or categorical with its sorted levels (the first
+    is the reference level, which has no indicator)."""
+
     model_config = ConfigDict(frozen=True)
     name: str
     dtype: str = "float64"
+    kind: Literal["numeric", "categorical"] = "numeric"
+    levels: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A numeric column serialises as before categorical columns existed: the registry
+        # hashes signatures, and older versions' records must keep matching.
+        data: dict[str, Any] = handler(self)
+        if self.kind == "numeric" and self.levels is None:
+            data.pop("kind", None)
+            data.pop("levels", None)
+        return data
+
+    @property
+    def encoded_names(self) -> list[str]:
+        """The model's columns for this input: itself, or one indicator per non-reference level."""
+        if self.kind == "categorical":
+            return indicator_names(self.name, self.levels or [])
+        return [self.name]
 
 
 class Signature(BaseModel):
@@ -28,7 +51,22 @@ class Signature(BaseModel):
 
     @property
     def feature_names(self) -> list[str]:
+        """The input columns scoring needs (a categorical column by its own name)."""
         return [c.name for c in self.features]
+
+    @property
+    def encoded_names(self) -> list[str]:
+        """The model's columns, one per coefficient: indicators stand for categorical inputs."""
+        return [name for c in self.features for name in c.encoded_names]
+
+    @property
+    def categorical(self) -> dict[str, list[str]]:
+        """Each categorical input column and its levels."""
+        return {c.name: list(c.levels or []) for c in self.features if c.kind == "categorical"}
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return [c.name for c in self.features if c.kind == "numeric"]
 
 
 class DataInfo(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regflow.errors import UsageError
+from regflow.schemas.categorical import DEFAULT_MAX_LEVELS
 
 # Seeds feed torch.manual_seed and numpy's generators, which take unsigned 64-bit integers.
 MAX_SEED = 2**63 - 1
@@ -67,6 +68,17 @@ class DataParams(ParamsModel):
     features: list[str] | None = Field(
         None, description="feature columns (default: every numeric column but the target)"
     )
+    categorical: list[str] | None = Field(
+        None,
+        description="text (or code) columns to use as features, one-hot encoded: one 0/1 "
+        "column per level but the first (sorted), named column=level",
+    )
+    max_levels: int = Field(
+        DEFAULT_MAX_LEVELS,
+        ge=2,
+        le=10_000,
+        description="largest number of levels a --categorical column may have",
+    )
     on_invalid: OnInvalid = Field(
         "fail",
         description="rows failing a value check: fail the run, or quarantine them "
@@ -78,7 +90,16 @@ class DataParams(ParamsModel):
 
     def validation(self) -> dict[str, Any]:
         """The validate step's options."""
-        return self.model_dump(include={"target", "features", "on_invalid", "max_invalid_fraction"})
+        return self.model_dump(
+            include={
+                "target",
+                "features",
+                "on_invalid",
+                "max_invalid_fraction",
+                "categorical",
+                "max_levels",
+            }
+        )
 
 
 class ModelParams(ParamsModel):

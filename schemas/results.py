@@ -158,6 +158,12 @@ class TrainOutcome(_Result):
     features: list[str]
     target: str
     ignored_columns: list[str]
+    text_columns: list[str] = Field(
+        default_factory=list, description="ignored columns that are not numeric"
+    )
+    categorical: dict[str, list[str]] = Field(
+        default_factory=dict, description="--categorical columns and their sorted levels"
+    )
     dtype_reason: str
     gate: GateReport
     training: TrainResult

@@ -37,7 +37,7 @@ def judge(
         return None
     return monitor(
         predictor.card,
-        scored[predictor.feature_names],
+        predictor.encode(scored),  # the columns the card summarised: indicators included
         labelled_target(scored, predictor.target),
         scored[PREDICTION_COLUMN].to_numpy(dtype=np.float64),
         model_ref=predictor.ref,

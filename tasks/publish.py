@@ -77,10 +77,7 @@ def build_card(
     return ModelCard(
         name=name,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        signature=Signature(
-            features=[ColumnSpec(name=f) for f in data.features],
-            target=ColumnSpec(name=data.target),
-        ),
+        signature=signature(data),
         fit_intercept=trained.fit_intercept,
         standardization=trained.standardization,
         coefficients=Coefficients(weights=trained.coefficients, intercept=trained.intercept),
@@ -114,6 +111,24 @@ def build_card(
         fingerprint=fingerprint,
         feature_summary=training_summary(data, train_rows),
     )
+
+
+def signature(data: ValidatedData) -> Signature:
+    """Numeric inputs, then categorical ones with their levels: the order of `data.features`
+    (indicators last), so the signature's encoded names line up with the coefficients."""
+    spec = Signature(
+        features=[
+            *(ColumnSpec(name=f) for f in data.numeric_features),
+            *(
+                ColumnSpec(name=c, dtype="string", kind="categorical", levels=levels)
+                for c, levels in data.levels.items()
+            ),
+        ],
+        target=ColumnSpec(name=data.target),
+    )
+    if spec.encoded_names != data.features:
+        raise ValueError("the signature's encoded columns do not match the features")
+    return spec
 
 
 def training_summary(data: ValidatedData, rows: np.ndarray | None) -> dict[str, ColumnSummary]:

@@ -54,8 +54,10 @@ def _decide(
             unverified = str(err)
         else:
             champion_signature = champion.signature
-            if set(champion.feature_names) <= set(frame.columns):
-                predicted = champion.predict(frame)
+            # `frame` is training's validated frame: indicators already in place of
+            # categorical columns, so the champion reads its own columns from it.
+            if set(champion.encoded_names) <= set(frame.columns):
+                predicted = champion.predict_encoded(frame)
                 on_rows = predicted if eval_rows is None else predicted[eval_rows]
                 champion_metrics = _metrics(y, on_rows)
     return decide_promotion(

@@ -71,7 +71,7 @@ def score_frame(predictor: Predictor, frame: pd.DataFrame, source: str | None) -
         frame = frame.astype(
             {
                 c: np.float64
-                for c in predictor.feature_names
+                for c in predictor.signature.numeric_names
                 if c in frame.columns and not pd.api.types.is_numeric_dtype(frame[c])
             }
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.io.text import name_list
+from regflow.schemas.categorical import DEFAULT_MAX_LEVELS, encode, fit_levels, source_column
 from regflow.schemas.columns import (
     dtype_problems,
     is_boolean,
@@ -49,9 +51,15 @@ def _delimiter_hint(columns: list[str]) -> str:
 
 
 def resolve_columns(
-    frame: pd.DataFrame, target: str, features: list[str] | None, source: str
+    frame: pd.DataFrame,
+    target: str,
+    features: list[str] | None,
+    source: str,
+    categorical: list[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """The feature list (default: every numeric column but the target) and ignored columns."""
+    """The numeric feature list (default: every numeric column but the target and the
+    categorical ones) and the ignored columns; categorical columns are in neither."""
+    categorical = categorical or []
     columns = [str(c) for c in frame.columns]
     available = name_list(columns, limit=20)
     hint = _delimiter_hint(columns)
@@ -66,7 +74,7 @@ def resolve_columns(
         for name, seen in sorted(Counter(columns).items())
         if seen > 1
     ]
-    wanted = [target, *(features or [])]
+    wanted = [target, *(features or []), *categorical]
     for name in dict.fromkeys(wanted):
         if name not in columns:
             problems.append(
@@ -100,23 +108,45 @@ def resolve_columns(
             problems.append(
                 Problem(check="features_given", message="--features is empty", file=source)
             )
+    if target in categorical:
+        problems.append(
+            Problem(
+                check="target_not_feature",
+                message="the target is also named in --categorical",
+                file=source,
+                column=target,
+            )
+        )
+    for name in sorted({c for c in categorical if categorical.count(c) > 1}):
+        problems.append(
+            Problem(
+                check="unique_features",
+                message="named more than once in --categorical",
+                file=source,
+                column=name,
+            )
+        )
     # Scoring's own rules (schemas.columns): a model that trains must also be able to score.
     problems += reserved_problems(wanted, source, RESERVED_MESSAGE)
-    problems += dtype_problems(frame, dict.fromkeys(features or []), source)
+    coded = set(categorical)
+    numeric = [f for f in features or [] if f not in coded]  # a coded column may be named
+    problems += dtype_problems(frame, dict.fromkeys(numeric), source)
     if problems:
         raise InvalidInputError(source, problems)
     if features is not None:
-        given = set(features)
-        return list(features), [c for c in columns if c not in given and c != target]
+        given = set(features) | coded
+        return numeric, [c for c in columns if c not in given and c != target]
     if len(frame) == 0:
         # A header and no rows: no column can show it is numeric; the row count check
         # then names the real problem instead of "no numeric feature".
-        chosen = [c for c in columns if c != target]
+        chosen = [c for c in columns if c != target and c not in coded]
     else:
-        chosen = [c for c in columns if c != target and _mostly_numeric(frame[c])]
-    taken = set(chosen)
+        chosen = [
+            c for c in columns if c != target and c not in coded and _mostly_numeric(frame[c])
+        ]
+    taken = set(chosen) | coded
     ignored = [c for c in columns if c != target and c not in taken]
-    if not chosen:
+    if not chosen and not coded:
         raise InvalidInputError.single(
             source,
             "numeric_features",
@@ -128,26 +158,73 @@ def resolve_columns(
     return chosen, ignored
 
 
+def _as_source_columns(err: InvalidInputError, levels: dict[str, list[str]]) -> InvalidInputError:
+    """The same problems, an indicator's named by its categorical column, each once."""
+    seen: set[tuple[str | None, str]] = set()
+    problems = []
+    for problem in err.problems:
+        column = problem.column
+        if column is not None:
+            column = source_column(column, levels)
+        if (column, problem.check) in seen:
+            continue  # a missing level fails every indicator of its column alike
+        seen.add((column, problem.check))
+        problems.append(replace(problem, column=column))
+    return InvalidInputError(err.source, problems)
+
+
+def _encoded(
+    data: LoadedData, chosen: list[str], target: str, levels: dict[str, list[str]]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The numeric features, the indicators and the target as one frame, and the features.
+
+    A missing categorical value is NaN in every indicator, so the numeric checks name its
+    rows (`not_nullable`) and quarantine can set them aside like any other invalid row.
+    """
+    if not levels:
+        return data.frame, chosen
+    indicators = encode(data.frame, levels)
+    frame = pd.concat([data.frame.loc[:, chosen], indicators, data.frame.loc[:, [target]]], axis=1)
+    return frame, [*chosen, *indicators.columns]
+
+
 def validate_dataset(
     data: LoadedData,
     target: str,
     features: list[str] | None,
     on_invalid: OnInvalid = "fail",
     max_invalid_fraction: float = 0.0,
+    categorical: list[str] | None = None,
+    max_levels: int = DEFAULT_MAX_LEVELS,
 ) -> ValidatedData:
-    """Choose the columns and validate them; `quarantine` sets invalid rows aside instead."""
-    chosen, ignored = resolve_columns(data.frame, target, features, data.source)
+    """Choose the columns and validate them; `quarantine` sets invalid rows aside instead.
+
+    `categorical` columns are one-hot encoded first (schemas.categorical); from then on
+    their indicators are ordinary float features.
+    """
+    chosen, ignored = resolve_columns(data.frame, target, features, data.source, categorical)
+    levels = fit_levels(data.frame, categorical or [], max_levels, data.source)
+    table, names = _encoded(data, chosen, target, levels)
     rejected = None
-    if on_invalid == "quarantine":
-        screened = screen_frame(
-            data.frame, chosen, target, data.source, max_invalid_fraction=max_invalid_fraction
-        )
-        frame, rejected = screened.frame, screened.rejected
-    else:
-        frame = validate_frame(data.frame, chosen, target, data.source)
+    try:
+        if on_invalid == "quarantine":
+            screened = screen_frame(
+                table, names, target, data.source, max_invalid_fraction=max_invalid_fraction
+            )
+            frame, rejected = screened.frame, screened.rejected
+        else:
+            frame = validate_frame(table, names, target, data.source)
+    except InvalidInputError as err:
+        raise _as_source_columns(err, levels) from None
+    if rejected is not None and levels:
+        rejected = rejected.assign(
+            column=rejected["column"].map(lambda c: source_column(str(c), levels))
+        ).drop_duplicates(["row", "column", "check"], ignore_index=True)
     return ValidatedData(
         frame=frame,
-        features=chosen,
+        features=names,
+        levels=levels,
+        text_columns=[c for c in ignored if len(data.frame) and not _mostly_numeric(data.frame[c])],
         target=target,
         source=data.source,
         sha256=data.sha256,

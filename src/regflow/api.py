@@ -89,6 +89,7 @@ def train(
         Any other option of ``regflow train`` by its flat name: ``lr``, ``epochs``,
         ``optimizer``, ``holdout``, ``seed``, ``dtype``, ``device``, ``min_abs_r``,
         ``alpha``, ``no_intercept``, ``on_invalid``, ``max_invalid_fraction``,
+        ``categorical`` (a list of columns to one-hot encode), ``max_levels``,
         ``min_r2``, ``min_improvement``, ``max_optimality_gap`` (docs/pipeline.md).
 
     Returns

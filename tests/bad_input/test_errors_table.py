@@ -64,6 +64,10 @@ NOT_PRODUCIBLE_HERE: dict[str, tuple[str, str]] = {
         "needs two writers racing for one alias; the CLI cannot be interleaved",
         "tests/model_registry/test_registry_aliases.py",
     ),
+    "known_levels (predict)": (
+        "needs a model trained with --categorical; the shared one here is numeric",
+        "tests/flow/test_categorical.py",
+    ),
 }
 
 # Documented checks whose code is being written now: reported as xfail until wired.
@@ -383,6 +387,15 @@ def _reserved_target(ctx: Context) -> CliResult:
     return ctx.train(data, target="predicted")
 
 
+def _categorical(ctx: Context, city: list[str], *args: str, extra: str = "") -> CliResult:
+    """A training file with a text column `city` (and `extra` columns), --categorical city."""
+    rows = [f"x,city{extra and ',' + extra},y"]
+    rows += [f"{i},{c}{extra and ',1'},{2 * i + i % 3}" for i, c in enumerate(city, 1)]
+    data = ctx.tmp / "cities.csv"
+    data.write_text("\n".join(rows) + "\n")
+    return ctx.train(data, "--categorical", "city", *args)
+
+
 def _data_producers() -> dict[str, Producer]:
     """The first bad_files.py case for each check it has (exit 2 only; `gate` is not a row)."""
     found: dict[str, Producer] = {}
@@ -412,6 +425,9 @@ PRODUCERS: dict[str, Producer] = {
         _csv(ctx, "line.csv", _line(50)), "--optimizer", "adam", "--lr", "1e-3", "--epochs", "2"
     ),
     "numeric_dtype": _boolean_feature,
+    "max_levels": lambda ctx: _categorical(ctx, list("abcdef"), "--max-levels", "5"),
+    "at_least_2_levels": lambda ctx: _categorical(ctx, ["Paris"] * 6),
+    "indicator_name": lambda ctx: _categorical(ctx, ["a", "b"] * 3, extra="city=b"),
     "reserved_column": _reserved_target,
     "registry_read_only": _read_only,
     "SchemaVersion": _newer_schema,

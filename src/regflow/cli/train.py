@@ -15,9 +15,11 @@ from regflow.cli.output import (
 )
 from regflow.cli.params import parse_model, with_model_options
 from regflow.errors import GateStoppedError, RegflowError
+from regflow.io.text import printable
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import TrainParams
 
+IGNORED_SHOWN = 10  # wide data may ignore thousands of columns
 NOTHING_LEFT = "nothing was published or registered: no run folder, no new version"
 
 
@@ -160,6 +162,18 @@ def outcome_json(outcome: Any) -> dict[str, Any]:
     }
 
 
+def ignored_text(outcome: Any) -> str:
+    """The unused columns; a text one with the option that would use it."""
+    text = set(outcome.text_columns)
+    shown = [
+        f"{n} (text; use --categorical {n})" if c in text else n
+        for c in outcome.ignored_columns[:IGNORED_SHOWN]
+        for n in [printable(c)]
+    ]
+    rest = len(outcome.ignored_columns) - len(shown)
+    return ", ".join(shown) + (f", ... and {rest} more" if rest > 0 else "")
+
+
 def print_summary(outcome: Any) -> None:
     ev, tr = outcome.evaluation, outcome.training
     coef = ", ".join(f"{k} = {v:.6g}" for k, v in list(tr.coefficients.items())[:10])
@@ -185,6 +199,7 @@ def print_summary(outcome: Any) -> None:
             if (q := outcome.quarantine) is not None
             else []
         ),
+        *([f"  ignored: {ignored_text(outcome)}"] if outcome.ignored_columns else []),
         f"  gate: {outcome.gate.reason}",
         *(f"  warning ({w.kind}): {w.message}" for w in outcome.gate.warnings),
         f"  registry: {outcome.model_ref} in {outcome.registry}; "

@@ -22,6 +22,12 @@ def name_list(names: Iterable[object], limit: int = NAME_LIMIT, *, quote: bool =
     return text
 
 
+def printable(name: object) -> str:
+    """`name` with control characters escaped: a column name must not move the cursor,
+    clear the screen or forge a line of output in a terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(name))
+
+
 def human_size(size_bytes: int) -> str:
     """Bytes in decimal units (1 kB = 1000 B), as `ls -h --si` and `du --si` print them."""
     if size_bytes < 1000:

@@ -151,6 +151,13 @@ def export_model(predictor: Predictor, fmt: str, out: Path | str) -> ExportResul
     """Export `predictor` as `fmt` (one of FORMATS) to `out` (mlflow: a new directory)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if predictor.signature.categorical:
+        # Each format takes one numeric input per coefficient; the levels would be lost.
+        raise UsageError(
+            f"{predictor.ref} has categorical features "
+            f"({', '.join(predictor.signature.categorical)}): export supports numeric "
+            "features only; score it with `regflow predict` or regflow.predict"
+        )
     require_extra(fmt)
     out = Path(out)
     source = source_record(predictor)

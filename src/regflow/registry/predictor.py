@@ -9,6 +9,7 @@ import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.io.model_files import LinearWeights
+from regflow.schemas.categorical import encode, unknown_level_problems
 from regflow.schemas.columns import NUMERIC_DTYPE_CHECK, is_numeric_feature, numeric_dtype_message
 from regflow.schemas.model_card import ModelCard, Signature
 from regflow.stats.linear_predictions import linear_predictions
@@ -28,22 +29,21 @@ def _finite(series: pd.Series) -> pd.Series:
 
 
 def signature_schema(signature: Signature) -> Any:
-    """The pandera schema a scoring frame must pass: every feature numeric, present, finite.
+    """The pandera schema a scoring frame must pass: every feature present and filled, the
+    numeric ones numbers and finite (a categorical one's levels are checked after it).
 
     Extra columns are allowed (ids, the target, anything else the file carries) and ignored.
     """
     import pandera.pandas as pa
 
+    numeric = [
+        pa.Check(_is_numeric, name=NUMERIC_DTYPE_CHECK),
+        pa.Check(_finite, name="finite"),
+    ]
     return pa.DataFrameSchema(
         {
-            name: pa.Column(
-                nullable=False,
-                checks=[
-                    pa.Check(_is_numeric, name=NUMERIC_DTYPE_CHECK),
-                    pa.Check(_finite, name="finite"),
-                ],
-            )
-            for name in signature.feature_names
+            c.name: pa.Column(nullable=False, checks=numeric if c.kind == "numeric" else [])
+            for c in signature.features
         },
         strict=False,
         name="signature",
@@ -111,10 +111,10 @@ class Predictor:
         card: ModelCard,
         manifest_sha256: str,
     ):
-        if weights.coef.shape != (len(signature.features),):
+        if weights.coef.shape != (len(signature.encoded_names),):
             raise ValueError(
                 f"{name}:{version}: weights have {weights.coef.shape} coefficients, "
-                f"the signature names {len(signature.features)} features"
+                f"the signature names {len(signature.encoded_names)} features"
             )
         self.name = name
         self.version = version
@@ -134,6 +134,11 @@ class Predictor:
         return self.signature.feature_names
 
     @property
+    def encoded_names(self) -> list[str]:
+        """The model's columns, one per coefficient (indicators for categorical inputs)."""
+        return self.signature.encoded_names
+
+    @property
     def target(self) -> str:
         return self.signature.target.name
 
@@ -143,7 +148,8 @@ class Predictor:
         return [str(c) for c in frame.columns if c not in wanted]
 
     def validate(self, frame: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
-        """The feature columns as float64, or InvalidInputError listing every problem."""
+        """The model's columns (`encoded_names`) as float64, or InvalidInputError listing
+        every problem: a categorical input is expanded into its indicators."""
         from pandera.errors import SchemaErrors
 
         if not isinstance(frame, pd.DataFrame):
@@ -155,23 +161,39 @@ class Predictor:
             raise InvalidInputError.single(
                 source, "unique_columns", f"duplicated column names {duplicated}"
             )
-        if self._plainly_valid(frame):
-            return frame.loc[:, self.feature_names].astype(np.float64)
-        try:
-            # Positions, whatever the index: a row number must find the row in the file.
-            positional = frame.reset_index(drop=True)
-            signature_schema(self.signature).validate(positional, lazy=True)
-        except SchemaErrors as exc:
-            raise InvalidInputError(source, _problems(exc.failure_cases, frame, source)) from None
-        return frame.loc[:, self.feature_names].astype(np.float64)
+        problems: list[Problem] = []
+        if not self._plainly_valid(frame):
+            try:
+                # Positions, whatever the index: a row number must find the row in the file.
+                positional = frame.reset_index(drop=True)
+                signature_schema(self.signature).validate(positional, lazy=True)
+            except SchemaErrors as exc:
+                problems = _problems(exc.failure_cases, frame, source)
+        problems += unknown_level_problems(frame, self.signature.categorical, source)
+        if problems:
+            raise InvalidInputError(source, problems)
+        return self.encode(frame)
+
+    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns of a validated frame: numeric features as float64, then the
+        indicators of each categorical one (the order of the coefficients)."""
+        numeric = frame.loc[:, self.signature.numeric_names].astype(np.float64)
+        levels = self.signature.categorical
+        if not levels:
+            return numeric
+        return pd.concat([numeric, encode(frame, levels)], axis=1).loc[:, self.encoded_names]
 
     def _plainly_valid(self, frame: pd.DataFrame) -> bool:
-        """Every feature a plain numpy integer or float column without NaN or infinity.
+        """Every numeric feature a plain numpy integer or float column without NaN or
+        infinity, every categorical one present and filled.
 
         The common case, screened in one pass per column; anything else goes through the
         pandera schema, whose report lists every problem. Pandera took ~1 s on 2M x 10.
         """
-        for name in self.feature_names:
+        for name in self.signature.categorical:
+            if name not in frame.columns or frame[name].isna().any():
+                return False
+        for name in self.signature.numeric_names:
             if name not in frame.columns:
                 return False
             dtype = frame[name].dtype
@@ -183,9 +205,13 @@ class Predictor:
 
     def predict(self, frame: pd.DataFrame, *, source: str | None = None) -> np.ndarray:
         """Predictions in the target's original units (float64), one per row of `frame`."""
-        valid = self.validate(frame, source=source)
+        return self.predict_encoded(self.validate(frame, source=source))
+
+    def predict_encoded(self, encoded: pd.DataFrame) -> np.ndarray:
+        """Predictions from the model's own float64 columns (`encoded_names`), unchecked:
+        for frames that training or `validate` already checked."""
         return linear_predictions(
-            valid, self.feature_names, self.weights.coef.tolist(), self.weights.intercept
+            encoded, self.encoded_names, self.weights.coef.tolist(), self.weights.intercept
         )
 
     def __repr__(self) -> str:

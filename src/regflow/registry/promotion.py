@@ -27,7 +27,11 @@ def _signature(value: Signature | Mapping[str, Any]) -> Signature:
 
 def _signature_key(signature: Signature) -> tuple[frozenset[tuple[str, str]], str]:
     # Feature order does not matter: predictors select columns by name.
-    features = frozenset((c.name, c.dtype) for c in signature.features)
+    # A categorical column's levels are part of its type: other levels, other coefficients.
+    features = frozenset(
+        (c.name, c.dtype if c.kind == "numeric" else f"categorical{c.levels}")
+        for c in signature.features
+    )
     return features, signature.target.name
 
 

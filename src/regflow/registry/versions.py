@@ -272,12 +272,12 @@ def _parse_run(run_dir: Path, card_bytes: bytes, weights: bytes) -> ModelCard:
         raise InvalidInputError.single(
             str(weights_path), "weights", f"cannot read safetensors weights: {exc}"
         ) from None
-    if coef.shape != (len(card.signature.features),):
+    if coef.shape != (len(card.signature.encoded_names),):
         raise InvalidInputError.single(
             str(weights_path),
             "weights",
             f"{coef.shape[0] if coef.ndim else 0} coefficients for "
-            f"{len(card.signature.features)} features in the signature",
+            f"{len(card.signature.encoded_names)} features in the signature",
         )
     return card
 

@@ -101,7 +101,8 @@ def monitor(
     max_mse_ratio: float = DEFAULT_MAX_MSE_RATIO,
     max_psi: float = DEFAULT_MAX_PSI,
 ) -> MonitoringReport:
-    """Judge `card`'s version on live rows: `features` (validated, float64), the true `y`
+    """Judge `card`'s version on live rows: `features` (validated, float64, the signature's
+    encoded columns), the true `y`
     (NaN where unlabelled) and the version's `predicted` values, one per row."""
     notes: list[str] = []
     checks: list[Check] = []
@@ -130,7 +131,7 @@ def monitor(
     if card.feature_summary is None:
         notes.append("the card has no training summary (trained before monitoring existed)")
     elif len(features):
-        for name in card.signature.feature_names:
+        for name in card.signature.encoded_names:
             summary = card.feature_summary.get(name)
             if summary is None:
                 notes.append(f"no training summary for feature {name!r}: drift not measured")
