@@ -231,3 +231,14 @@ def test_integer_codes_can_be_categorical() -> None:
     valid = _validate(frame, categorical=["store"])
     assert valid.features == ["x", "store=2", "store=7"]  # sorted as text: "10" < "2" < "7"
     assert valid.levels == {"store": ["10", "2", "7"]}
+
+
+def test_export_refuses_categorical_models(trained: dict[str, Any]) -> None:
+    ref = trained["json"]["model"]["reference"]
+    out = trained["folder"] / "model.joblib"
+    code, _, err = _cli(
+        "models", "export", ref, "--format", "sklearn", "--out", str(out),
+        "--registry", str(trained["registry"]),
+    )  # fmt: skip
+    assert code == 2 and "has categorical features (city)" in err
+    assert not out.exists()
