@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from urllib.parse import urlparse
 
 import aiohttp
@@ -20,30 +18,12 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from regflow.io.csv_pieces import read_csv_in_pieces
+from regflow.io.sources import UTF8_BOM, csv_header, detect_format, is_remote, local_path
 from regflow.schemas.frames import LoadedData
 from regflow.tasks.outcomes import pipeline_task
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CHUNK = 8 << 20
 PARSE_BY_PATH_MAX_BYTES = 256 << 20
-UTF8_BOM = b"\xef\xbb\xbf"
-
-
-def is_remote(source: str) -> bool:
-    scheme = urlparse(source).scheme
-    return len(scheme) > 1 and scheme != "file"  # one letter is a Windows drive
-
-
-def detect_format(source: str) -> str:
-    path = urlparse(source).path if is_remote(source) else source
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise InvalidInputError.single(
-            source,
-            "file_format",
-            f"unsupported extension '{suffix or '(none)'}': use .csv or .parquet",
-        )
-    return FORMATS[suffix]
 
 
 def _sha256_file(path: str) -> tuple[str, int]:
@@ -53,11 +33,6 @@ def _sha256_file(path: str) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
-
-
-def _header(first: bytes) -> list[str]:
-    line = first.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    return next(csv.reader([line]), [])
 
 
 def _first_bad_utf8_line(stream: io.BufferedIOBase) -> tuple[int, str]:
@@ -79,7 +54,7 @@ def _parse_csv(
     first = stream.read(64 << 10).removeprefix(UTF8_BOM)
     if not first.strip():
         raise InvalidInputError.single(source, "not_empty", "the file is empty")
-    names = _header(first)
+    names = csv_header(first)
     dupes = sorted(name for name, count in Counter(names).items() if count > 1)
     if dupes:
         raise InvalidInputError(
@@ -157,7 +132,7 @@ def _parse_parquet(source: str, where: str | pa.NativeFile) -> pd.DataFrame:
 
 
 def _read_local(source: str) -> LoadedData:
-    path = source[len("file://") :] if source.startswith("file://") else source
+    path = local_path(source)
     if os.path.isdir(path):
         raise InvalidInputError.single(source, "is_file", "this is a directory, not a file")
     fmt = detect_format(source)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 import pandas as pd
 
-from regflow.errors import InvalidInputError, Problem
+from regflow.errors import InvalidInputError
 from regflow.io.text import name_list
 from regflow.schemas.categorical import DEFAULT_MAX_LEVELS, encode, fit_levels, source_column
 from regflow.schemas.columns import (
@@ -18,15 +17,12 @@ from regflow.schemas.columns import (
 )
 from regflow.schemas.dataset import screen_frame, validate_frame
 from regflow.schemas.frames import LoadedData, ValidatedData
+from regflow.schemas.header import RESERVED_MESSAGE, delimiter_hint, header_problems
 from regflow.schemas.params import OnInvalid
 from regflow.schemas.results import QuarantineSummary
 from regflow.tasks.outcomes import pipeline_task
 
-DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 SNIFF_ROWS = 1000
-RESERVED_MESSAGE = (
-    "scoring writes a column by this name, so a model using it could never score: rename it"
-)
 
 
 def _mostly_numeric(column: pd.Series) -> bool:
@@ -37,17 +33,6 @@ def _mostly_numeric(column: pd.Series) -> bool:
     # A numeric column with a few stray strings is still a feature: validation names the rows.
     sample = column.dropna().head(SNIFF_ROWS)
     return len(sample) > 0 and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5
-
-
-def _delimiter_hint(columns: list[str]) -> str:
-    if len(columns) == 1:
-        for char, name in DELIMITERS.items():
-            if char in columns[0]:
-                return (
-                    f"; the header is one column containing '{char}': is the file"
-                    f" {name}-separated? regflow reads comma-separated CSV"
-                )
-    return ""
 
 
 def resolve_columns(
@@ -62,72 +47,9 @@ def resolve_columns(
     categorical = categorical or []
     columns = [str(c) for c in frame.columns]
     available = name_list(columns, limit=20)
-    hint = _delimiter_hint(columns)
-    problems: list[Problem] = [
-        Problem(
-            check="unique_column_names",
-            message="the data has more than one column with this name",
-            file=source,
-            column=name,
-        )
-        # Counter, not list.count per column: that is O(d^2), seconds at 10,000 columns.
-        for name, seen in sorted(Counter(columns).items())
-        if seen > 1
-    ]
-    wanted = [target, *(features or []), *categorical]
-    for name in dict.fromkeys(wanted):
-        if name not in columns:
-            problems.append(
-                Problem(
-                    check="column_present",
-                    message=f"column not found; the file has {available}{hint}",
-                    file=source,
-                    column=name,
-                )
-            )
-    if features is not None:
-        if target in features:
-            problems.append(
-                Problem(
-                    check="target_not_feature",
-                    message="the target is also named as a feature",
-                    file=source,
-                    column=target,
-                )
-            )
-        for name in sorted({f for f in features if features.count(f) > 1}):
-            problems.append(
-                Problem(
-                    check="unique_features",
-                    message="named more than once in --features",
-                    file=source,
-                    column=name,
-                )
-            )
-        if not features:
-            problems.append(
-                Problem(check="features_given", message="--features is empty", file=source)
-            )
-    if target in categorical:
-        problems.append(
-            Problem(
-                check="target_not_feature",
-                message="the target is also named in --categorical",
-                file=source,
-                column=target,
-            )
-        )
-    for name in sorted({c for c in categorical if categorical.count(c) > 1}):
-        problems.append(
-            Problem(
-                check="unique_features",
-                message="named more than once in --categorical",
-                file=source,
-                column=name,
-            )
-        )
-    # Scoring's own rules (schemas.columns): a model that trains must also be able to score.
-    problems += reserved_problems(wanted, source, RESERVED_MESSAGE)
+    hint = delimiter_hint(columns)
+    # The checks a file's header alone decides (the CLI runs them before Prefect starts).
+    problems = header_problems(columns, target, features, source, categorical)
     coded = set(categorical)
     numeric = [f for f in features or [] if f not in coded]  # a coded column may be named
     problems += dtype_problems(frame, dict.fromkeys(numeric), source)

@@ -62,15 +62,17 @@ def fail(
 
 
 @contextmanager
-def expected_failures(as_json: bool) -> Iterator[None]:
+def expected_failures(
+    as_json: bool, extra: dict[str, Any] | None = None, note: str | None = None
+) -> Iterator[None]:
     """RegflowError and OS errors (unreadable folder, disk full) end as `fail` does."""
     try:
         yield
     except RegflowError as error:
-        fail(error, as_json)
+        fail(error, as_json, extra, note)
     except OSError as error:
         message = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
-        fail(RegflowError(message), as_json)
+        fail(RegflowError(message), as_json, extra, note)
 
 
 def run_flow(flow: Any, as_json: bool, **parameters: Any) -> Any:

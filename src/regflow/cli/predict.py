@@ -14,6 +14,7 @@ from regflow.cli.output import (
     run_flow,
 )
 from regflow.cli.params import parse_model, with_model_options
+from regflow.cli.preflight import check_predict, requested_ref
 from regflow.errors import RegflowError
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import ScoreParams
@@ -27,6 +28,10 @@ def predict_command(as_json: bool = False, **options: Any) -> None:
     quiet_prefect_defaults()
     with expected_failures(as_json):
         params = parse_model(ScoreParams, options)
+        ref = requested_ref(params)
+    # A missing registry, model or data file is known before Prefect and torch load.
+    with expected_failures(as_json, {"flow_run_id": None}):
+        check_predict(params, ref)
     with heavy_imports():
         from regflow.flows.scoring import score
         from regflow.registry.location import check_output_path

@@ -14,6 +14,7 @@ from regflow.cli.output import (
     run_flow,
 )
 from regflow.cli.params import parse_model, with_model_options
+from regflow.cli.preflight import check_train
 from regflow.errors import GateStoppedError, RegflowError
 from regflow.io.text import printable
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
@@ -30,6 +31,11 @@ def train_command(as_json: bool = False, **options: Any) -> None:
     quiet_prefect_defaults()
     with expected_failures(as_json):
         params = parse_model(TrainParams, options)
+    # The input errors a file's name and header decide, before Prefect and torch load; the
+    # JSON keeps the keys a failed flow run gives (there is no run yet).
+    before_run = {"flow_run_id": None, "published": False, "registered": False}
+    with expected_failures(as_json, before_run, NOTHING_LEFT):
+        check_train(params.data)
     with heavy_imports():
         from regflow.flows.training import train as train_flow
         from regflow.registry.location import check_output_path

@@ -1,0 +1,125 @@
+"""Checks `regflow train` and `predict` run before Prefect starts (or torch loads).
+
+Starting the temporary Prefect server takes seconds (tens on a busy machine), so a typo in a
+path or a column name used to wait that long for its answer. These checks read at most a
+file's header; each raises the very error the flow would raise (same check, message and exit
+code). Anything they cannot decide cheaply (a remote file, a header pandas may read
+differently, a registry that fails in some other way) is left to the flow, which checks it
+again anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from regflow.errors import InvalidInputError
+from regflow.io.sources import UTF8_BOM, csv_header, detect_format, is_remote, local_path
+from regflow.schemas.header import header_problems
+from regflow.schemas.params import DataParams, ScoreParams, default_model_name
+
+HEADER_MAX_BYTES = 4 << 20  # a header longer than this is left to the flow
+
+
+def check_data(source: str, name: str | None = None) -> str | None:
+    """The local file's format (as ingest checks it, in its order), or None for a URL.
+
+    Errors name the data `name` when given, as ingest does."""
+    try:
+        if is_remote(source):
+            detect_format(source)  # the syntax only: reading it is a network round trip
+            return None
+        path = local_path(source)
+        if os.path.isdir(path):
+            raise InvalidInputError.single(source, "is_file", "this is a directory, not a file")
+        fmt = detect_format(source)
+        if not os.path.exists(path):
+            raise InvalidInputError.single(source, "file_exists", "no such file")
+    except InvalidInputError as err:
+        raise err if name is None else err.renamed(name) from None
+    # An unreadable file: the OSError ends the command as the CLI ends any OS error (exit 1).
+    with open(path, "rb"):
+        pass
+    return fmt
+
+
+def check_train(data: DataParams) -> None:
+    """File checks, then the header's column checks (target, --features, --categorical)."""
+    fmt = check_data(data.path, data.name)
+    if fmt is None:
+        return
+    path = local_path(data.path)
+    columns = csv_columns(path) if fmt == "csv" else parquet_columns(path)
+    if columns is None:
+        return
+    source = data.name or data.path
+    problems = header_problems(columns, data.target, data.features, source, data.categorical)
+    if problems:
+        raise InvalidInputError(source, problems)
+
+
+def requested_ref(params: ScoreParams) -> str:
+    """The reference predict loads: the one given (validated) or `<data name>@champion`."""
+    from regflow.registry import parse_ref
+
+    return str(
+        parse_ref(
+            params.model
+            if params.model is not None
+            else f"{default_model_name(params.data)}@champion"
+        )
+    )
+
+
+def check_predict(params: ScoreParams, ref: str) -> None:
+    """The registry and the model, in the flow's order; then the data file."""
+    from regflow.registry import NotFoundError, Registry
+
+    try:
+        with Registry.open(params.registry, store=params.registry_store, create=False) as reg:
+            reg.resolve(ref)
+    except NotFoundError:  # no registry, model, version or alias (InvalidReference too)
+        raise
+    except Exception:  # anything else: the flow reports it, after its retries
+        pass
+    check_data(params.data, params.data_name)
+
+
+def csv_columns(path: str) -> list[str] | None:
+    """The header's names as pandas will read them, or None where that is not certain."""
+    with open(path, "rb") as fh:
+        first = fh.read(HEADER_MAX_BYTES).removeprefix(UTF8_BOM)
+    line, newline, _ = first.partition(b"\n")
+    if not first.strip() or (not newline and len(first) >= HEADER_MAX_BYTES - len(UTF8_BOM)):
+        return None  # empty (ingest says so) or a header too long to be sure of
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # ingest names the line
+    if line.count(b'"') % 2:
+        return None  # a quoted name spanning lines
+    names = csv_header(line)
+    return names if _plain(names) else None
+
+
+def parquet_columns(path: str) -> list[str] | None:
+    """The schema's column names from the footer, or None where the frame may differ."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError):
+        return None  # ingest reports parquet_format
+    meta = schema.pandas_metadata or {}
+    if any(isinstance(c, str) for c in meta.get("index_columns", [])):
+        return None  # a stored index becomes the frame's index, not a column
+    if any(pa.types.is_nested(f.type) for f in schema):
+        return None  # ingest reports flat_columns first
+    names = [str(n) for n in schema.names]
+    return names if _plain(names) else None
+
+
+def _plain(names: list[str]) -> bool:
+    """No empty or duplicate names: pandas renames those, and ingest reports duplicates."""
+    return bool(names) and all(names) and max(Counter(names).values()) == 1
