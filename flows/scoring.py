@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from regflow.errors import RegflowError
 from regflow.io.markdown import md_text
+from regflow.runtime import progress
 from regflow.schemas.params import ScoreParams, field_label, parameter_error
 from regflow.schemas.scoring import ScoredModel, ScoreResult
 from regflow.stats.monitoring import DEFAULT_MAX_MSE_RATIO, DEFAULT_MAX_PSI, MonitoringReport
@@ -86,7 +87,8 @@ def score(
         ref = resolve_request(data, model)
         if out is not None:
             output_format(out)  # refuse a bad extension before doing any work
-        predictor = unwrap(load_model_task(ref, registry, registry_store, return_state=True))
+        with progress.step("load", f"load {ref}"):
+            predictor = unwrap(load_model_task(ref, registry, registry_store, return_state=True))
         logger.info(
             "model %s resolved to %s: features %s, target %r",
             ref,
@@ -98,10 +100,14 @@ def score(
         ignored = predictor.extra_columns(loaded.frame)
         if ignored:
             logger.info("columns not used by the model, passed through: %s", ignored)
-        scored = unwrap(score_task(predictor, loaded.frame, loaded.source, return_state=True))
-        target = Path(out) if out is not None else default_output(data, predictor)
-        written = unwrap(write_scores_task(scored, target, return_state=True))
-        verdict = unwrap(monitor_task(predictor, scored, max_mse_ratio, max_psi, return_state=True))
+        with progress.step("score", "score and write"):
+            scored = unwrap(score_task(predictor, loaded.frame, loaded.source, return_state=True))
+            target = Path(out) if out is not None else default_output(data, predictor)
+            written = unwrap(write_scores_task(scored, target, return_state=True))
+        with progress.step("monitor", "monitor"):
+            verdict = unwrap(
+                monitor_task(predictor, scored, max_mse_ratio, max_psi, return_state=True)
+            )
     except StepFailed as failure:
         return Failed(name=failure.error.state_name, message=str(failure.error), data=failure.error)
     except RegflowError as err:

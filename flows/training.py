@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from regflow.errors import GateStoppedError, RegflowError
 from regflow.registry import ModelVersion
 from regflow.registry.location import check_output_path
+from regflow.runtime import progress
 from regflow.schemas.params import (
     DataParams,
     GateParams,
@@ -116,7 +117,8 @@ def train(
         device = select_device(opts.device)
         _tag_run(name, params.model.preset)
         loaded = unwrap(ingest_task(params.data.path, params.data.name, return_state=True))
-        valid = unwrap(validate_task(loaded, **params.data.validation(), return_state=True))
+        with progress.step("validate", "validate"):
+            valid = unwrap(validate_task(loaded, **params.data.validation(), return_state=True))
         quarantine = quarantine_summary(valid, params.data.max_invalid_fraction)
         log_data_summary(valid, quarantine)
         fingerprint = run_fingerprint(
@@ -132,7 +134,8 @@ def train(
             )
             if same is not None:
                 return _unchanged(name, *same, valid.sha256, fingerprint, run_id)
-        report = gate_task(valid.frame, valid.features, valid.target, **params.gate_options())
+        with progress.step("gate", "correlation gate"):
+            report = gate_task(valid.frame, valid.features, valid.target, **params.gate_options())
         if not report.passed:
             gate_stop_report_task(name, report)
             emit_gate_stopped(name, report)
@@ -158,12 +161,13 @@ def train(
                 return_state=True,
             )
         )
-        evaluation, predictions = unwrap(
-            evaluate_task(
-                valid.frame, valid.features, valid.target, trained, plan,
-                opts.max_optimality_gap, aims_at_optimum(config), return_state=True,
-            )
-        )  # fmt: skip
+        with progress.step("evaluate", "evaluate"):
+            evaluation, predictions = unwrap(
+                evaluate_task(
+                    valid.frame, valid.features, valid.target, trained, plan,
+                    opts.max_optimality_gap, aims_at_optimum(config), return_state=True,
+                )
+            )  # fmt: skip
         card = build_card(
             name=name,
             data=valid,

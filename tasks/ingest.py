@@ -8,6 +8,7 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlparse
 
 import aiohttp
@@ -19,6 +20,8 @@ import pyarrow.parquet as pq
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from regflow.io.csv_pieces import read_csv_in_pieces
 from regflow.io.sources import UTF8_BOM, csv_header, detect_format, is_remote, local_path
+from regflow.io.text import human_size
+from regflow.runtime import progress
 from regflow.schemas.frames import LoadedData
 from regflow.tasks.outcomes import pipeline_task
 
@@ -26,12 +29,14 @@ CHUNK = 8 << 20
 PARSE_BY_PATH_MAX_BYTES = 256 << 20
 
 
-def _sha256_file(path: str) -> tuple[str, int]:
+def _sha256_file(path: str, total: int = 0) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as fh:
         while block := fh.read(CHUNK):
             digest.update(block)
             size += len(block)
+            # Bytes hashed stand for bytes read: the parse, on the other core, is one call.
+            progress.update("ingest", size, f"{human_size(size)} of {human_size(total)}")
     return digest.hexdigest(), size
 
 
@@ -141,16 +146,19 @@ def _read_local(source: str) -> LoadedData:
     # By path, pandas parses on every core (using half the CPU time the pieces take) but
     # memory-maps the whole file (peak + 1x the file): files up to 256 MiB go that way,
     # larger ones in pieces, or streamed where the pieces decline.
-    by_path = os.path.getsize(path) <= PARSE_BY_PATH_MAX_BYTES
+    total = os.path.getsize(path)
+    by_path = total <= PARSE_BY_PATH_MAX_BYTES
+    progress.start("ingest", f"ingest {Path(path).name}", total)
     # Hash on the second core while the first one parses.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(_sha256_file, path)
+        hashing = pool.submit(_sha256_file, path, total)
         if fmt == "parquet":
             frame = _parse_parquet(source, path)
         else:
             with open(path, "rb") as stream:
                 frame = _parse_csv(stream, source, path, by_path=by_path)
         sha256, size = hashing.result()
+    progress.finish("ingest", f"{len(frame):,} rows, {human_size(size)}")
     return LoadedData(frame, source, fmt, sha256, size)
 
 
@@ -194,6 +202,7 @@ def _read_remote(source: str, fmt: str) -> LoadedData:
         raise InvalidInputError.single(
             source, "url_scheme", f"cannot read '{protocol}://' URLs: {err}"
         ) from None
+    progress.start("ingest", f"ingest {source}")
     try:
         with fsspec.open(source, "rb") as remote:
             data = remote.read()
@@ -203,6 +212,7 @@ def _read_remote(source: str, fmt: str) -> LoadedData:
         frame = _parse_parquet(source, pa.BufferReader(data))
     else:
         frame = _parse_csv(io.BytesIO(data), source)
+    progress.finish("ingest", f"{len(frame):,} rows, {human_size(len(data))}")
     return LoadedData(frame, source, fmt, hashlib.sha256(data).hexdigest(), len(data))
 
 

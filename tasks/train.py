@@ -18,6 +18,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from regflow.errors import TrainingDivergedError, UsageError
+from regflow.runtime import progress as run_progress
 from regflow.runtime.cores import cpu_model, usable_cores
 from regflow.schemas.results import Standardization, TrainResult
 from regflow.tasks.outcomes import pipeline_task
@@ -442,6 +443,7 @@ def _train_with_progress(
     def report(epoch: int, epochs: int, loss: float) -> None:
         logger.info("epoch %d/%d loss %.6g", epoch, epochs, loss)
         update_progress_artifact(artifact_id=artifact_id, progress=100.0 * epoch / epochs)
+        run_progress.update("train", epoch, f"epoch {epoch}/{epochs}, loss {loss:.4g}")
 
     logger.info(
         "training on %s (%s): %s, lr %g, up to %d epochs, %d rows x %d features",
@@ -453,8 +455,10 @@ def _train_with_progress(
         len(frame) if rows is None else len(rows),
         len(features),
     )
+    run_progress.start("train", f"train on {device} ({config.optimizer})", config.epochs)
     result = fit_linear(frame, features, target, config, device, rows=rows, progress=report)
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+    run_progress.finish("train", f"{result.epochs_run} epochs, loss {result.losses[-1]:.4g}")
     logger.info(
         "%s after %d epochs; final loss %.6g",
         result.stop_reason,

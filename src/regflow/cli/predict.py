@@ -15,14 +15,15 @@ from regflow.cli.output import (
 )
 from regflow.cli.params import parse_model, with_model_options
 from regflow.cli.preflight import check_predict, requested_ref
+from regflow.cli.progress import QUIET_OPTION, terminal_progress, wanted
 from regflow.errors import RegflowError
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import ScoreParams
 from regflow.schemas.scoring import ScoreResult
 
 
-@with_model_options(ScoreParams, [JSON_OPTION])
-def predict_command(as_json: bool = False, **options: Any) -> None:
+@with_model_options(ScoreParams, [JSON_OPTION, QUIET_OPTION])
+def predict_command(as_json: bool = False, quiet: bool = False, **options: Any) -> None:
     """Score DATA with a registry model; exit 0 done (also when monitoring finds the model
     degraded: the status says so), 2 invalid input or unknown model, 1 failed."""
     quiet_prefect_defaults()
@@ -43,19 +44,20 @@ def predict_command(as_json: bool = False, **options: Any) -> None:
             output_format(params.out)
             # Writing into the store or over DATA would destroy what the run depends on.
             check_output_path(params.out, params.registry, data=params.data)
-    state = run_flow(
-        score,
-        as_json,
-        data=params.data,
-        model=request,
-        out=params.out,
-        registry=params.registry,
-        registry_store=params.registry_store,
-        max_mse_ratio=params.max_mse_ratio,
-        max_psi=params.max_psi,
-        data_name=params.data_name,
-        return_state=True,
-    )
+    with terminal_progress(wanted(as_json, quiet)):
+        state = run_flow(
+            score,
+            as_json,
+            data=params.data,
+            model=request,
+            out=params.out,
+            registry=params.registry,
+            registry_store=params.registry_store,
+            max_mse_ratio=params.max_mse_ratio,
+            max_psi=params.max_psi,
+            data_name=params.data_name,
+            return_state=True,
+        )
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     result = state.result(raise_on_failure=False)
     if not isinstance(result, ScoreResult):

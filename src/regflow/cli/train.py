@@ -15,6 +15,7 @@ from regflow.cli.output import (
 )
 from regflow.cli.params import parse_model, with_model_options
 from regflow.cli.preflight import check_train
+from regflow.cli.progress import QUIET_OPTION, terminal_progress, wanted
 from regflow.errors import GateStoppedError, RegflowError
 from regflow.io.text import printable
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
@@ -24,8 +25,8 @@ IGNORED_SHOWN = 10  # wide data may ignore thousands of columns
 NOTHING_LEFT = "nothing was published or registered: no run folder, no new version"
 
 
-@with_model_options(TrainParams, [JSON_OPTION])
-def train_command(as_json: bool = False, **options: Any) -> None:
+@with_model_options(TrainParams, [JSON_OPTION, QUIET_OPTION])
+def train_command(as_json: bool = False, quiet: bool = False, **options: Any) -> None:
     """Train a model on DATA and publish it; exit 0 done (or unchanged: an existing version has
     the same data and settings), 2 invalid input, 3 gated, 1 failed."""
     quiet_prefect_defaults()
@@ -45,16 +46,17 @@ def train_command(as_json: bool = False, **options: Any) -> None:
         select_device(params.training.device)  # fail fast, before a Prefect server starts
         # Run folders must not land inside the registry (corrupting it) or over a file.
         check_output_path(params.registry.out, params.registry.registry, folder=True)
-    state = run_flow(
-        train_flow,
-        as_json,
-        data=params.data,
-        model=params.model,
-        training=params.training,
-        gate=params.gate,
-        registry=params.registry,
-        return_state=True,
-    )
+    with terminal_progress(wanted(as_json, quiet)):
+        state = run_flow(
+            train_flow,
+            as_json,
+            data=params.data,
+            model=params.model,
+            training=params.training,
+            gate=params.gate,
+            registry=params.registry,
+            return_state=True,
+        )
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     value = state.result(raise_on_failure=False)
     if state.is_completed():
