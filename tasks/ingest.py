@@ -19,7 +19,13 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from regflow.io.csv_pieces import read_csv_in_pieces
-from regflow.io.sources import UTF8_BOM, csv_header, detect_format, is_remote, local_path
+from regflow.io.sources import (
+    UTF8_BOM,
+    check_local_file,
+    csv_header,
+    detect_format,
+    is_remote,
+)
 from regflow.io.text import human_size
 from regflow.runtime import progress
 from regflow.schemas.frames import LoadedData
@@ -137,12 +143,7 @@ def _parse_parquet(source: str, where: str | pa.NativeFile) -> pd.DataFrame:
 
 
 def _read_local(source: str) -> LoadedData:
-    path = local_path(source)
-    if os.path.isdir(path):
-        raise InvalidInputError.single(source, "is_file", "this is a directory, not a file")
-    fmt = detect_format(source)
-    if not os.path.exists(path):
-        raise InvalidInputError.single(source, "file_exists", "no such file")
+    path, fmt = check_local_file(source)
     # By path, pandas parses on every core (using half the CPU time the pieces take) but
     # memory-maps the whole file (peak + 1x the file): files up to 256 MiB go that way,
     # larger ones in pieces, or streamed where the pieces decline.

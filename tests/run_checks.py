@@ -45,3 +45,31 @@ def regflow(
 
 def last_json(stdout: str) -> dict[str, Any]:
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def read_terminal(leader: int, process: subprocess.Popen, timeout: float) -> bytes:
+    """Everything `process` writes to the pseudo-terminal `leader` until it exits (or
+    `timeout` seconds pass: then it is killed). Closes `leader`."""
+    import select
+    import time
+
+    seen, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is done
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+        if process.poll() is None:
+            process.kill()
+    return seen

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import shlex
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer.main
+from run_checks import read_terminal
 from typer.testing import CliRunner
 
 import regflow
@@ -119,26 +118,8 @@ def _in_a_terminal(args: list[str], env: dict[str, str], timeout: float = 240) -
         args, stdin=follower, stdout=follower, stderr=follower, env=env, cwd=REPO
     )
     os.close(follower)
-    output, deadline = b"", time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the process is done
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(leader)
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+    output = read_terminal(leader, process, timeout)
+    process.wait()
     assert process.returncode == 0, output.decode(errors="replace")
     return output.decode(errors="replace")
 

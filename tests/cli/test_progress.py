@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from run_checks import read_terminal
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = str(REPO / "data" / "seed.csv")
@@ -33,25 +32,7 @@ def run(args: list[str], env: dict[str, str], tty: bool) -> tuple[int, str, str]
         args, stdin=follower, stdout=subprocess.PIPE, stderr=follower, env=env, cwd=REPO
     )
     os.close(follower)
-    seen, deadline = b"", time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the process is done
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(leader)
-        if process.poll() is None:
-            process.kill()
+    seen = read_terminal(leader, process, 300)
     assert process.stdout is not None
     stdout = process.stdout.read().decode()
     process.wait()

@@ -10,11 +10,17 @@ again anyway.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 from regflow.errors import InvalidInputError
-from regflow.io.sources import UTF8_BOM, csv_header, detect_format, is_remote, local_path
+from regflow.io.sources import (
+    UTF8_BOM,
+    check_local_file,
+    csv_header,
+    detect_format,
+    is_remote,
+    local_path,
+)
 from regflow.schemas.header import header_problems
 from regflow.schemas.params import DataParams, ScoreParams, default_model_name
 
@@ -29,12 +35,7 @@ def check_data(source: str, name: str | None = None) -> str | None:
         if is_remote(source):
             detect_format(source)  # the syntax only: reading it is a network round trip
             return None
-        path = local_path(source)
-        if os.path.isdir(path):
-            raise InvalidInputError.single(source, "is_file", "this is a directory, not a file")
-        fmt = detect_format(source)
-        if not os.path.exists(path):
-            raise InvalidInputError.single(source, "file_exists", "no such file")
+        path, fmt = check_local_file(source)
     except InvalidInputError as err:
         raise err if name is None else err.renamed(name) from None
     # An unreadable file: the OSError ends the command as the CLI ends any OS error (exit 1).

@@ -5,6 +5,7 @@ Prefect and torch load."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -34,6 +35,18 @@ def detect_format(source: str) -> str:
             f"unsupported extension '{suffix or '(none)'}': use .csv or .parquet",
         )
     return FORMATS[suffix]
+
+
+def check_local_file(source: str) -> tuple[str, str]:
+    """(path, format) of a local source, in ingest's order of checks: not a directory, a
+    known extension, present. Shared by ingest and the CLI's pre-flight."""
+    path = local_path(source)
+    if os.path.isdir(path):
+        raise InvalidInputError.single(source, "is_file", "this is a directory, not a file")
+    fmt = detect_format(source)
+    if not os.path.exists(path):
+        raise InvalidInputError.single(source, "file_exists", "no such file")
+    return path, fmt
 
 
 def csv_header(first: bytes) -> list[str]:
