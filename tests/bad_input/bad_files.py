@@ -6,6 +6,7 @@ and the column (None for file-level checks) that the message names.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,3 +217,24 @@ TRAIN_CASES = [
         also=["too few rows for 6 features"],
     ),
 ]
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (for a refused connection)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def other_device() -> str:
+    """A device this machine lacks: cuda without CUDA, else mps (never on Linux)."""
+    import torch
+
+    return "cuda" if not torch.cuda.is_available() else "mps"
+
+
+def line_data(n: int) -> pd.DataFrame:
+    """y = 3x + 1 with a little noise: a relationship the gate passes."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=n)
+    return pd.DataFrame({"x": x, "y": 3 * x + 1 + rng.normal(0, 0.1, n)})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from bad_files import TRAIN_CASES, Case
+from bad_files import TRAIN_CASES, Case, line_data, other_device, unused_port
 from run_checks import REPO, last_json
 from typer.testing import CliRunner
 
@@ -289,27 +289,6 @@ def _csv(ctx: Context, name: str, frame: pd.DataFrame) -> Path:
     return path
 
 
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _other_device() -> str:
-    """A device this machine lacks: cuda without CUDA, else mps (never on Linux)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return "cuda"
-    return "mps"
-
-
-def _line(n: int) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=n)
-    return pd.DataFrame({"x": x, "y": 3 * x + 1 + rng.normal(0, 0.1, n)})
-
-
 def _weak(ctx: Context) -> CliResult:
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"x": rng.normal(size=60), "y": rng.normal(size=60)})
@@ -363,10 +342,7 @@ def _missing_extra(ctx: Context) -> CliResult:
 
 
 def _newer_schema(ctx: Context) -> CliResult:
-    """An index stamped by a newer regflow (a revision this one does not know)."""
-    import sqlite3
-
-    registry = ctx.world.copy_registry("newer-schema")
+    registry = ctx.world.copy_registry("newer-schema")  # as a newer regflow stamped it
     with sqlite3.connect(registry / "index.db") as db:
         db.execute("UPDATE alembic_version SET version_num = 'f000_from_a_newer_regflow'")
     return ctx.models("list", registry=registry)
@@ -409,20 +385,20 @@ PRODUCERS: dict[str, Producer] = {
     **_data_producers(),
     "url_scheme": lambda ctx: ctx.train("nosuch://host/data.csv"),
     "remote_access": lambda ctx: ctx.train(f"{ctx.forbidding_url}/data.csv"),
-    "RemoteReadFailed": lambda ctx: ctx.train(f"http://127.0.0.1:{_unused_port()}/data.csv"),
+    "RemoteReadFailed": lambda ctx: ctx.train(f"http://127.0.0.1:{unused_port()}/data.csv"),
     "unique_features": lambda ctx: ctx.train(SEED, "--features", "x,x"),
     "features_given": lambda ctx: ctx.train(SEED, "--features", ","),
     "numeric_features": lambda ctx: ctx.train(
         _csv(ctx, "text.csv", pd.DataFrame({"s": list("abcdef"), "y": range(6)}))
     ),
     "max_invalid_fraction": _quarantine_too_many,
-    "device_available": lambda ctx: ctx.train(SEED, "--device", _other_device()),
+    "device_available": lambda ctx: ctx.train(SEED, "--device", other_device()),
     "model_name": lambda ctx: ctx.train(SEED, "--model", "bad name!"),
     "usage": lambda ctx: ctx.train(SEED, "--lr", "-1"),
     "WeakCorrelation": _weak,
     "TrainingDiverged": lambda ctx: ctx.train(SEED, "--optimizer", "sgd", "--lr", "1e6"),
     "TrainingDidNotConverge": lambda ctx: ctx.train(
-        _csv(ctx, "line.csv", _line(50)), "--optimizer", "adam", "--lr", "1e-3", "--epochs", "2"
+        _csv(ctx, "line.csv", line_data(50)), "--optimizer", "adam", "--lr", "1e-3", "--epochs", "2"
     ),
     "numeric_dtype": _boolean_feature,
     "max_levels": lambda ctx: _categorical(ctx, list("abcdef"), "--max-levels", "5"),
