@@ -65,46 +65,37 @@ def header_problems(
                 )
             )
     if features is not None:
-        if target in features:
-            problems.append(
-                Problem(
-                    check="target_not_feature",
-                    message="the target is also named as a feature",
-                    file=source,
-                    column=target,
-                )
-            )
-        for name in sorted({f for f in features if features.count(f) > 1}):
-            problems.append(
-                Problem(
-                    check="unique_features",
-                    message="named more than once in --features",
-                    file=source,
-                    column=name,
-                )
-            )
+        problems += _named_list_problems(
+            features, target, "--features", "the target is also named as a feature", source
+        )
         if not features:
             problems.append(
                 Problem(check="features_given", message="--features is empty", file=source)
             )
-    if target in categorical:
+    problems += _named_list_problems(
+        categorical, target, "--categorical", "the target is also named in --categorical", source
+    )
+    # Scoring's own rules (schemas.columns): a model that trains must also be able to score.
+    problems += reserved_problems(wanted, source, RESERVED_MESSAGE)
+    return problems
+
+
+def _named_list_problems(
+    names: list[str], target: str, option: str, target_message: str, source: str | None
+) -> list[Problem]:
+    """The target named in `option`'s list, and names listed twice there."""
+    problems = []
+    if target in names:
         problems.append(
-            Problem(
-                check="target_not_feature",
-                message="the target is also named in --categorical",
-                file=source,
-                column=target,
-            )
+            Problem(check="target_not_feature", message=target_message, file=source, column=target)
         )
-    for name in sorted({c for c in categorical if categorical.count(c) > 1}):
+    for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(
             Problem(
                 check="unique_features",
-                message="named more than once in --categorical",
+                message=f"named more than once in {option}",
                 file=source,
                 column=name,
             )
         )
-    # Scoring's own rules (schemas.columns): a model that trains must also be able to score.
-    problems += reserved_problems(wanted, source, RESERVED_MESSAGE)
     return problems

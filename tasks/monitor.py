@@ -8,7 +8,6 @@ that an automation can answer with a retraining run (deployments/prefect.yaml).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -21,12 +20,7 @@ from regflow.registry import Predictor, Registry, RegistryError
 from regflow.schemas.columns import PREDICTION_COLUMN
 from regflow.stats.monitoring import MonitoringReport, labelled_target, monitor
 from regflow.tasks.outcomes import pipeline_task
-
-
-def monitoring_key(model_name: str) -> str:
-    """`<model>-monitoring` with only lowercase letters, digits and dashes (Prefect's rule)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-") or "model"
-    return f"{slug}-monitoring"
+from regflow.tasks.score import artifact_key
 
 
 def judge(
@@ -83,7 +77,7 @@ def monitoring_table(report: MonitoringReport) -> list[dict[str, Any]]:
 def publish_monitoring(model_name: str, report: MonitoringReport, data: str) -> None:
     create_table_artifact(
         table=monitoring_table(report),
-        key=monitoring_key(model_name),
+        key=artifact_key(model_name, "monitoring"),
         description=(
             f"{md_text(report.model_ref)} on {md_text(data)}: **{report.status}** "
             f"({report.rows_labelled} labelled of {report.rows_scored} rows)"

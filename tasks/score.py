@@ -103,10 +103,10 @@ def write_scores(scored: pd.DataFrame, out: str | Path) -> Path:
     return out
 
 
-def artifact_key(model_name: str) -> str:
-    """`<model>-scores` with only lowercase letters, digits and dashes (Prefect's rule)."""
+def artifact_key(model_name: str, kind: str = "scores") -> str:
+    """`<model>-<kind>` with only lowercase letters, digits and dashes (Prefect's rule)."""
     slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-") or "model"
-    return f"{slug}-scores"
+    return f"{slug}-{kind}"
 
 
 def scores_table(scored: pd.DataFrame, limit: int = ARTIFACT_ROWS) -> list[dict[str, Any]]:

@@ -29,15 +29,18 @@ def run_fingerprint(data_sha256: str, settings: dict[str, Any], regflow_version:
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
+# Keyed on the registry's location as shown (no password), not on how it was named: the
+# `registry` argument may be a database URL with credentials, and it opens the same index.
 @task(
     name="unchanged-check",
-    cache_policy=INPUTS + TASK_SOURCE,
+    cache_policy=(INPUTS - "registry") + TASK_SOURCE,
     cache_expiration=timedelta(days=CACHE_DAYS),
     persist_result=True,
     result_serializer="json",
 )
 def find_unchanged_version(
-    registry: str,
+    location: str,
+    registry: str | None,
     name: str,
     data_sha256: str,
     fingerprint: str,
@@ -47,9 +50,9 @@ def find_unchanged_version(
 ) -> int | None:
     """The number of a live version of `name` with this fingerprint, or None.
 
-    `newest_version` and `model_created_at` are not read here: they are part of the cache
-    key, so that a version registered since the cached answer, or a model deleted and made
-    again under the same name, makes the next lookup run again.
+    `location`, `newest_version` and `model_created_at` are not read here: they are part
+    of the cache key, so that a version registered since the cached answer, or a model
+    deleted and made again under the same name, makes the next lookup run again.
     """
     with Registry.open(registry, store=store, create=False) as reg:
         found = reg.find_unchanged(name, data_sha256, fingerprint)
@@ -71,7 +74,7 @@ def unchanged_version(
             return None
         created = reg.get_model(name).created_at
         number = find_unchanged_version(
-            reg.location, name, data_sha256, fingerprint, newest, created, store
+            reg.location, registry, name, data_sha256, fingerprint, newest, created, store
         )
         if number is None:
             return None
