@@ -31,7 +31,8 @@ def _not_constant(s: pd.Series) -> bool:
     return values.notna().sum() == 0 or bool(values.max() > values.min())
 
 
-def _column(role: str) -> pa.Column:
+def _column(role: str, table_checks: bool = True) -> pa.Column:
+    constant = [pa.Check(_not_constant, name="not_constant", ignore_na=True)]
     return pa.Column(
         float,
         coerce=True,
@@ -43,17 +44,22 @@ def _column(role: str) -> pa.Column:
                 lambda s: ~(np.isfinite(_numeric(s)) & (_numeric(s).abs() > FLOAT32_MAX)),
                 name="within_float32_range",
             ),
-            pa.Check(_not_constant, name="not_constant", ignore_na=True),
+            *(constant if table_checks else []),
         ],
     )
 
 
-def dataset_schema(features: list[str], target: str) -> pa.DataFrameSchema:
-    columns = {name: _column("feature") for name in features}
-    columns[target] = _column("target")
+def dataset_schema(
+    features: list[str], target: str, *, table_checks: bool = True
+) -> pa.DataFrameSchema:
+    """The schema; without `table_checks` only what one row decides (a partition of a larger
+    dataset: its row count and constant columns are judged on the whole, from merged sums)."""
+    columns = {name: _column("feature", table_checks) for name in features}
+    columns[target] = _column("target", table_checks)
+    checks = [pa.Check(lambda df: len(df) >= MIN_ROWS, name=f"at_least_{MIN_ROWS}_rows")]
     return pa.DataFrameSchema(
         columns,
-        checks=[pa.Check(lambda df: len(df) >= MIN_ROWS, name=f"at_least_{MIN_ROWS}_rows")],
+        checks=checks if table_checks else [],
         unique_column_names=True,
         strict=False,
     )
@@ -109,7 +115,7 @@ def problems_from_failures(failures: pd.DataFrame, source: str | None) -> list[P
     return problems
 
 
-def _plainly_valid(selected: pd.DataFrame) -> bool:
+def _plainly_valid(selected: pd.DataFrame, table_checks: bool = True) -> bool:
     """True only where the schema is sure to pass: plain numpy numbers, two passes a column.
 
     pandera runs each check as its own pass with Series temporaries (coercion copies, isna,
@@ -117,7 +123,7 @@ def _plainly_valid(selected: pd.DataFrame) -> bool:
     this screen passes every check of the schema; anything else, and every failure, goes
     through pandera, so its reports are unchanged.
     """
-    if len(selected) < MIN_ROWS or not selected.columns.is_unique:
+    if (table_checks and len(selected) < MIN_ROWS) or not selected.columns.is_unique:
         return False
     for _, column in selected.items():
         dtype = column.dtype
@@ -127,7 +133,7 @@ def _plainly_valid(selected: pd.DataFrame) -> bool:
         low, high = values.min(), values.max()  # NaN propagates into both
         if dtype.kind == "f" and not (low >= -FLOAT32_MAX and high <= FLOAT32_MAX):
             return False  # NaN, infinite or beyond float32
-        if not high > low:
+        if table_checks and not high > low:
             return False  # constant
     return True
 
@@ -142,13 +148,20 @@ def _select(frame: pd.DataFrame, features: list[str], target: str) -> pd.DataFra
 
 
 def _validate_selected(
-    selected: pd.DataFrame, features: list[str], target: str, source: str | None, note: str = ""
+    selected: pd.DataFrame,
+    features: list[str],
+    target: str,
+    source: str | None,
+    note: str = "",
+    table_checks: bool = True,
 ) -> pd.DataFrame:
-    if _plainly_valid(selected):
+    if _plainly_valid(selected, table_checks):
         return selected.astype(np.float64)
     if len(selected) == 0:
+        if not table_checks:
+            return selected.astype(np.float64)
         note += ": no data rows, only column names"
-    schema = dataset_schema(features, target)
+    schema = dataset_schema(features, target, table_checks=table_checks)
     try:
         valid = schema.validate(selected, lazy=True)
     except SchemaErrors as err:
@@ -166,10 +179,16 @@ def _validate_selected(
 
 
 def validate_frame(
-    frame: pd.DataFrame, features: list[str], target: str, source: str | None
+    frame: pd.DataFrame,
+    features: list[str],
+    target: str,
+    source: str | None,
+    *,
+    table_checks: bool = True,
 ) -> pd.DataFrame:
     """Validate the chosen columns lazily (every failure collected); return them as float64."""
-    return _validate_selected(_select(frame, features, target), features, target, source)
+    selected = _select(frame, features, target)
+    return _validate_selected(selected, features, target, source, table_checks=table_checks)
 
 
 # Checks that judge one value, so one row: quarantine can set such a row aside. The others
@@ -208,6 +227,7 @@ def screen_frame(
     source: str | None,
     *,
     max_invalid_fraction: float,
+    table_checks: bool = True,
 ) -> Screened:
     """Quarantine: set aside rows that fail a row check, then validate the rest as a table.
 
@@ -221,9 +241,9 @@ def screen_frame(
     problems: list[Problem] = []
     schema: pa.DataFrameSchema | None = None  # built only when needed: seconds at 10k columns
     for _ in range(MAX_SCREENS):
-        if _plainly_valid(remaining):
+        if _plainly_valid(remaining, table_checks):
             break
-        schema = schema or dataset_schema(features, target)
+        schema = schema or dataset_schema(features, target, table_checks=table_checks)
         try:
             schema.validate(remaining, lazy=True)
             break
@@ -255,5 +275,5 @@ def screen_frame(
         )
         raise InvalidInputError(source, problems)
     note = f" after quarantining {n_rejected} rows" if n_rejected else ""
-    valid = _validate_selected(remaining, features, target, source, note)
+    valid = _validate_selected(remaining, features, target, source, note, table_checks)
     return Screened(valid.reset_index(drop=True), rejected_rows, total)

@@ -122,6 +122,9 @@ class StagedRun(_Result):
     final_dir: str
     plots: dict[str, str] = Field(description="plot name -> path relative to the run folder")
     quarantine: bool
+    # The dask engine writes both as folders of Parquet parts.
+    predictions_name: str = PREDICTIONS_FILE
+    quarantine_name: str = QUARANTINE_FILE
 
     def published(self, run_dir: str | None = None) -> PublishedRun:
         """The run's paths under `run_dir` (default: the final folder)."""
@@ -130,9 +133,9 @@ class StagedRun(_Result):
             run_dir=root,
             model=f"{root}/{WEIGHTS_FILE}",
             card=f"{root}/{CARD_FILE}",
-            predictions=f"{root}/{PREDICTIONS_FILE}",
+            predictions=f"{root}/{self.predictions_name}",
             plots={name: f"{root}/{rel}" for name, rel in self.plots.items()},
-            quarantine=f"{root}/{QUARANTINE_FILE}" if self.quarantine else None,
+            quarantine=f"{root}/{self.quarantine_name}" if self.quarantine else None,
         )
 
 

@@ -46,6 +46,8 @@ from regflow.schemas.results import (
 from regflow.stats.drift import ColumnSummary, summarize_column
 from regflow.tasks.outcomes import pipeline_task
 
+PREDICTIONS_DIR = "predictions"  # the dask engine's Parquet parts
+QUARANTINE_DIR = "quarantine"
 STAGING_PREFIX = ".tmp-"
 STALE_STAGING_S = 3600.0  # staging lives seconds to minutes; an hour-old one is a leftover
 LIBRARIES = ("regflow", "torch", "prefect", "pandas", "pandera", "numpy", "safetensors")
@@ -197,26 +199,36 @@ def sweep_stale_staging(parent: Path, older_than_s: float = STALE_STAGING_S) -> 
     return removed
 
 
+def open_staging(out_dir: str | Path, name: str, flow_run_id: str | None) -> tuple[Path, Path]:
+    """A new hidden staging folder and the run folder it will become (stale ones swept)."""
+    parent = Path(out_dir) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_staging(parent)
+    final = parent / run_folder_name(name, flow_run_id)
+    staging = parent / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+    staging.mkdir()
+    return staging, final
+
+
 def publish_run(
     out_dir: str | Path,
     card: ModelCard,
     trained: TrainResult,
-    predictions: pd.DataFrame,
+    predictions: pd.DataFrame | None,
     images: dict[str, bytes],
     quarantine: pd.DataFrame | None = None,
+    staged: tuple[Path, Path] | None = None,
 ) -> StagedRun:
     """Write the whole run folder under a hidden staging name; `finalize_run` moves it into
     place once the run has registered, `discard_run` removes it if anything failed.
 
     `quarantine` (row, column, check, value) is written as quarantine.csv with the rest, so
     the rows a run set aside are never separated from the model trained without them.
+    `staged`: a folder from open_staging that already holds `predictions/` and maybe
+    `quarantine/` as Parquet parts (the dask engine's workers wrote them); `predictions`
+    is then None.
     """
-    parent = Path(out_dir) / card.name
-    parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_staging(parent)
-    final = parent / run_folder_name(card.name, card.flow_run_id)
-    staging = parent / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
-    staging.mkdir()
+    staging, final = staged or open_staging(out_dir, card.name, card.flow_run_id)
     try:
         (staging / "plots").mkdir()
         plot_files = {}
@@ -233,11 +245,14 @@ def publish_run(
         # registry then copies, hashes, and hashes again whenever this version is loaded.
         # Dictionary encoding only for the split labels: tried on 10M distinct doubles it is
         # abandoned after the fact, and the attempt took a quarter of the write.
-        pq.write_table(
-            pa.Table.from_pandas(predictions, preserve_index=False),
-            staging / PREDICTIONS_FILE,
-            use_dictionary=["split"],
-        )
+        written = [_relative(path, staging) for path in staging.rglob("*.parquet")]
+        if predictions is not None:
+            pq.write_table(
+                pa.Table.from_pandas(predictions, preserve_index=False),
+                staging / PREDICTIONS_FILE,
+                use_dictionary=["split"],
+            )
+            written.append(PREDICTIONS_FILE)
         extra = []
         if quarantine is not None:
             pacsv.write_csv(
@@ -247,7 +262,7 @@ def publish_run(
                 staging / QUARANTINE_FILE,
             )
             extra.append(QUARANTINE_FILE)
-        files = sorted([WEIGHTS_FILE, PREDICTIONS_FILE, CARD_FILE, *plot_files.values(), *extra])
+        files = sorted([WEIGHTS_FILE, *written, CARD_FILE, *plot_files.values(), *extra])
         card = card.model_copy(update={"files": files})
         (staging / CARD_FILE).write_text(card.model_dump_json(indent=2))
         for path in staging.rglob("*"):
@@ -258,12 +273,19 @@ def publish_run(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    parts = predictions is None
     return StagedRun(
         staging_dir=str(staging),
         final_dir=str(final),
         plots=plot_files,
-        quarantine=quarantine is not None,
+        quarantine=quarantine is not None or (parts and (staging / QUARANTINE_DIR).is_dir()),
+        predictions_name=PREDICTIONS_DIR if parts else PREDICTIONS_FILE,
+        quarantine_name=QUARANTINE_DIR if parts else QUARANTINE_FILE,
     )
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
 
 
 def finalize_run(staged: StagedRun) -> PublishedRun:

@@ -8,6 +8,8 @@ challenger is registered, not promoted, and the decision says why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,7 @@ from regflow.registry import (
     AliasMove,
     IntegrityError,
     ModelVersion,
+    Predictor,
     Registry,
     decide_promotion,
 )
@@ -34,16 +37,18 @@ def _metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return {"mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "n": float(m.n)}
 
 
+ChampionScorer = Callable[[Predictor], dict[str, float] | None]
+
+
 def _decide(
     reg: Registry,
     name: str,
     signature: Signature,
-    frame: pd.DataFrame,
-    y: np.ndarray,
-    eval_rows: np.ndarray | None,
+    score_champion: ChampionScorer,
     challenger_metrics: dict[str, float],
     min_r2: float,
     min_improvement: float,
+    target_variance: float,
 ) -> PromotionDecision:
     current = reg.get_alias(name, CHAMPION)
     champion_metrics, champion_signature, unverified = None, None, None
@@ -54,12 +59,7 @@ def _decide(
             unverified = str(err)
         else:
             champion_signature = champion.signature
-            # `frame` is training's validated frame: indicators already in place of
-            # categorical columns, so the champion reads its own columns from it.
-            if set(champion.encoded_names) <= set(frame.columns):
-                predicted = champion.predict_encoded(frame)
-                on_rows = predicted if eval_rows is None else predicted[eval_rows]
-                champion_metrics = _metrics(y, on_rows)
+            champion_metrics = score_champion(champion)
     return decide_promotion(
         challenger_version=UNDECIDED_VERSION,
         challenger_metrics=challenger_metrics,
@@ -70,7 +70,7 @@ def _decide(
         min_r2=min_r2,
         min_improvement=min_improvement,
         champion_unverified=unverified,
-        target_variance=float(np.var(y)) if len(y) else 0.0,
+        target_variance=target_variance,
     )
 
 
@@ -101,14 +101,49 @@ def register_and_promote(
     mine = challenger_predictions
     if eval_rows is not None:
         y, mine = y[eval_rows], mine[eval_rows]
-    challenger_metrics = _metrics(y, mine)
-    evaluated_on = "holdout" if eval_rows is not None else "all"
+
+    def score(champion: Predictor) -> dict[str, float] | None:
+        # `frame` is training's validated frame: indicators already in place of
+        # categorical columns, so the champion reads its own columns from it.
+        if not set(champion.encoded_names) <= set(frame.columns):
+            return None
+        predicted = champion.predict_encoded(frame)
+        return _metrics(y, predicted if eval_rows is None else predicted[eval_rows])
+
+    return register_scored(
+        registry, name, staged_run_dir, final_run_dir, signature, _metrics(y, mine), score,
+        "holdout" if eval_rows is not None else "all",
+        target_variance=float(np.var(y)) if len(y) else 0.0, min_r2=min_r2,
+        min_improvement=min_improvement, actor=actor, link_files=link_files, store=store,
+    )  # fmt: skip
+
+
+def register_scored(
+    registry: str | None,
+    name: str,
+    staged_run_dir: str,
+    final_run_dir: str,
+    signature: Signature,
+    challenger_metrics: dict[str, float],
+    score_champion: ChampionScorer,
+    evaluated_on: str,
+    *,
+    target_variance: float,
+    min_r2: float = 0.0,
+    min_improvement: float = 0.0,
+    actor: str | None = None,
+    link_files: bool = False,
+    store: str | None = None,
+) -> tuple[ModelVersion, PromotionResult, str]:
+    """register_and_promote with the scores given: the challenger's metrics on the evaluation
+    rows, and a function that scores a champion on the same rows (the dask engine passes
+    sums its workers computed)."""
     with Registry.open(registry, store=store) as reg:
         before = reg.get_alias(name, CHAMPION)
         for _ in range(CAS_ATTEMPTS):
             decision = _decide(
-                reg, name, signature, frame, y, eval_rows, challenger_metrics, min_r2,
-                min_improvement,
+                reg, name, signature, score_champion, challenger_metrics, min_r2,
+                min_improvement, target_variance,
             )  # fmt: skip
             move = None
             if decision.promote:
@@ -140,3 +175,4 @@ def register_and_promote(
 
 # Registration is not idempotent (each call allocates a version): no retries.
 register_task = pipeline_task(register_and_promote, name="register")
+register_scored_task = pipeline_task(register_scored, name="register")

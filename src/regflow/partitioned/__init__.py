@@ -1,0 +1,1 @@
+"""The dask engine: per-partition work and the merging of its results."""

@@ -1,0 +1,254 @@
+"""What a Dask worker does with one file of a partitioned dataset (the dask engine's passes).
+
+Every function here reads one file, keeps the rows validation kept, and returns sums that
+merge (moments, residual sums, metric sums) or a bounded sample: nothing n-long leaves a
+worker. They are plain module-level functions of picklable values, so the scheduler can
+send them anywhere and run them again on another worker when one dies.
+
+Row positions are global: a file's rows are numbered from `Part.first_row`, the count of
+rows in the files before it (sorted by path), so the holdout and the sample are the same
+rows whatever the files' sizes or the number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from regflow.errors import InvalidInputError, Problem
+from regflow.io.datasets import DatasetFile, describe_file, read_partition
+from regflow.schemas.dataset import screen_frame, validate_frame
+from regflow.stats.metrics import MetricSums
+from regflow.stats.moment_sweeps import (
+    Data,
+    Moments,
+    Residuals,
+    Solution,
+    partition_moments,
+    partition_residuals,
+)
+from regflow.stats.splitting import holdout_mask
+
+SAMPLE_SEED = 0x5A3B1E  # the sample's own stream: independent of the holdout's
+PART_NAME = "part-{index:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file and where its rows start in the dataset."""
+
+    index: int
+    path: str
+    first_row: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What every pass needs to know about the columns, the split and the outputs."""
+
+    features: list[str]
+    target: str
+    quarantine: bool  # on_invalid="quarantine": set invalid rows aside (else report them)
+    holdout: float  # share of rows held out; 0: none
+    seed: int
+    sample_fraction: float  # share of rows drawn into the sample (Spearman, plots, summaries)
+    quarantine_dir: str | None = None
+
+
+@dataclass
+class Scanned:
+    """Pass 1 on one file: validation's verdict, moments per split and the sampled rows."""
+
+    index: int
+    rows_read: int
+    problems: list[Problem] = field(default_factory=list)
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rejected: int = 0  # rows quarantine set aside (dropped holds their positions)
+    all: Moments | None = None
+    train: Moments | None = None
+    holdout: Moments | None = None
+    sample: pd.DataFrame | None = None
+
+
+@dataclass
+class Evaluated:
+    """Pass 3 on one file: metric sums per split, the reference's and the champion's."""
+
+    index: int
+    metrics: dict[str, MetricSums]
+    reference: MetricSums | None
+    champion: MetricSums | None
+    predictions_file: str
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Coefficients in original units, in the order of `names`."""
+
+    names: list[str]
+    coef: list[float]
+    intercept: float
+
+
+def describe_or_problem(path: str) -> DatasetFile | list[Problem]:
+    """describe_file, with a failure returned as its problems (see scan_partition)."""
+    try:
+        return describe_file(path)
+    except InvalidInputError as err:
+        return list(err.problems)
+
+
+def _kept_arrays(
+    frame: pd.DataFrame, cols: Columns, dropped: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Feature columns and target as float64 (the kept rows only) and their local positions."""
+    kept = np.setdiff1d(np.arange(len(frame), dtype=np.int64), dropped, assume_unique=True)
+    values = [
+        pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)[kept]
+        for name in [*cols.features, cols.target]
+    ]
+    return values[:-1], values[-1], kept
+
+
+def _split_masks(part: Part, kept: np.ndarray, cols: Columns) -> np.ndarray:
+    """True where a kept row is held out (a function of its global position and the seed)."""
+    if cols.holdout <= 0:
+        return np.zeros(len(kept), dtype=bool)
+    return holdout_mask(part.first_row + kept, cols.seed, cols.holdout)
+
+
+def _moments(columns: list[np.ndarray], y: np.ndarray, rows: np.ndarray | None) -> Moments:
+    return partition_moments(Data(columns, y, rows))
+
+
+def scan_partition(part: Part, cols: Columns) -> Scanned:
+    """Pass 1: validate the file, then the moments of every row, the training rows and the
+    held-out rows, and the sampled rows. Problems come back as data (exceptions with
+    structured arguments do not survive pickling)."""
+    try:
+        frame = read_partition(part.path)
+        dropped = np.zeros(0, dtype=np.int64)
+        if cols.quarantine:
+            screened = screen_frame(
+                frame, cols.features, cols.target, part.path,
+                max_invalid_fraction=1.0, table_checks=False,
+            )  # fmt: skip
+            rejected = screened.rejected
+            dropped = np.unique(rejected["row"].to_numpy(dtype=np.int64) - 1)
+            if len(rejected) and cols.quarantine_dir is not None:
+                _write_quarantine(rejected, part, cols.quarantine_dir)
+        else:
+            validate_frame(frame, cols.features, cols.target, part.path, table_checks=False)
+    except InvalidInputError as err:
+        return Scanned(part.index, part.rows, problems=list(err.problems))
+    columns, y, kept = _kept_arrays(frame, cols, dropped)
+    held = _split_masks(part, kept, cols)
+    result = Scanned(part.index, len(frame), dropped=dropped, rejected=len(dropped))
+    result.all = _moments(columns, y, None)
+    if cols.holdout > 0:
+        result.train = _moments(columns, y, np.flatnonzero(~held))
+        result.holdout = _moments(columns, y, np.flatnonzero(held))
+    positions = part.first_row + kept
+    chosen = np.flatnonzero(holdout_mask(positions, SAMPLE_SEED, cols.sample_fraction))
+    sample = pd.DataFrame(
+        {name: values[chosen] for name, values in zip(cols.features, columns, strict=True)}
+    )
+    sample[cols.target] = y[chosen]
+    sample["__position"] = positions[chosen]
+    sample["__holdout"] = held[chosen]
+    result.sample = sample
+    return result
+
+
+def _write_quarantine(rejected: pd.DataFrame, part: Part, folder: str) -> None:
+    table = rejected.astype({"value": str}).assign(file=part.path, row=rejected["row"])
+    table = table[["file", "row", "column", "check", "value"]]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.Table.from_pandas(table, preserve_index=False),
+        Path(folder) / PART_NAME.format(index=part.index),
+    )
+
+
+def _read_kept(
+    part: Part, cols: Columns, dropped: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    return _kept_arrays(read_partition(part.path), cols, dropped)
+
+
+def gate_residuals(part: Part, cols: Columns, dropped: np.ndarray, fit: Solution) -> Residuals:
+    """Pass 2: the gate's residual sums and maxima (leverage, Cook's distance, RESET) for the
+    coefficients fitted on every row; maxima name global row positions."""
+    frame = read_partition(part.path)
+    columns = [
+        pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        for name in cols.features
+    ]
+    y = pd.to_numeric(frame[cols.target], errors="coerce").to_numpy(dtype=np.float64)
+    kept = np.setdiff1d(np.arange(len(frame), dtype=np.int64), dropped, assume_unique=True)
+    index = None if len(kept) == len(frame) else kept
+    return partition_residuals(
+        Data(columns, y, index), fit, diagnostics=True, row_offset=part.first_row
+    )
+
+
+def _predict(columns: list[np.ndarray], model: Linear) -> np.ndarray:
+    out = np.full(len(columns[0]) if columns else 0, model.intercept, dtype=np.float64)
+    for values, weight in zip(columns, model.coef, strict=True):
+        out += weight * values  # the same order of sums as linear_predictions
+    return out
+
+
+def evaluate_partition(
+    part: Part,
+    cols: Columns,
+    dropped: np.ndarray,
+    model: Linear,
+    reference: Linear | None,
+    champion: Linear | None,
+    predictions_dir: str,
+) -> Evaluated:
+    """Pass 3: predictions of the kept rows written as one Parquet part (true, predicted,
+    residual, split: the columns of a local run's predictions), and metric sums per split
+    for the model, for the float64 reference (on the training rows) and for the champion
+    (on the evaluation rows)."""
+    frame = read_partition(part.path)
+    columns, y, kept = _kept_arrays(frame, cols, dropped)
+    held = _split_masks(part, kept, cols)
+    predicted = _predict(columns, model)
+    has_holdout = cols.holdout > 0
+    labels = np.where(held, "holdout", "train") if has_holdout else np.full(len(y), "all")
+    table = pd.DataFrame(
+        {
+            "true": y,
+            "predicted": predicted,
+            "residual": y - predicted,
+            "split": pd.Categorical(
+                labels, categories=["holdout", "train"] if has_holdout else ["all"]
+            ),
+        }
+    )
+    target = Path(predictions_dir) / PART_NAME.format(index=part.index)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), target)
+    metrics = {"all": MetricSums.of_arrays(y, predicted)}
+    fit_rows = ~held if has_holdout else np.ones(len(y), dtype=bool)
+    eval_rows = held if has_holdout else fit_rows
+    if has_holdout:
+        metrics["train"] = MetricSums.of_arrays(y[fit_rows], predicted[fit_rows])
+        metrics["holdout"] = MetricSums.of_arrays(y[held], predicted[held])
+    ref = None
+    if reference is not None:
+        ref = MetricSums.of_arrays(y[fit_rows], _predict([c[fit_rows] for c in columns], reference))
+    champ = None
+    if champion is not None:
+        by_name = dict(zip([*cols.features], columns, strict=True))
+        chosen = [by_name[name][eval_rows] for name in champion.names]
+        champ = MetricSums.of_arrays(y[eval_rows], _predict(chosen, champion))
+    return Evaluated(part.index, metrics, ref, champ, str(target))

@@ -1,0 +1,155 @@
+"""Where a run's data is processed: in this process (`local`) or on a Dask cluster (`dask`).
+
+`dask` uses dask.distributed as it is: a `LocalCluster` of single-threaded worker processes
+(one per usable core) started for the run and closed after it, or an existing scheduler named
+by its address. Each pass of the partitioned pipeline maps one plain function over the files;
+the scheduler places, retries and, when a worker dies, recomputes those calls.
+
+Prefect's own integration (prefect-dask's DaskTaskRunner) would make each partition a Prefect
+task run: hundreds of task runs per pass, each with API round trips, for work that takes
+milliseconds per file. The run's steps stay Prefect tasks here; partitions are Dask calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from regflow.errors import UsageError
+from regflow.runtime.cores import usable_cores
+
+Engine = Literal["auto", "local", "dask"]
+_T = TypeVar("_T")
+
+# `auto` chooses dask when the table would take more than this share of the machine's memory.
+MEMORY_SHARE = 0.25
+# An unreachable scheduler is reported within 15 s (the issue's bound), connection included.
+CONNECT_TIMEOUT_S = 10
+ADDRESS_HELP = "a scheduler address such as tcp://host:8786"
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory (os.sysconf: no extra dependency, Linux and macOS)."""
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def choose_engine(
+    engine: Engine, *, multi_file: bool, table_bytes: int
+) -> Literal["local", "dask"]:
+    """`auto`: dask for a dataset of several files or one too big for a quarter of memory."""
+    if engine != "auto":
+        return engine
+    if multi_file or table_bytes > MEMORY_SHARE * machine_memory():
+        return "dask"
+    return "local"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A connected client and what the run says about it."""
+
+    client: Any  # distributed.Client (imported lazily: dask costs ~1 s to import)
+    address: str
+    dashboard: str | None
+    started_here: bool
+
+
+def _unreachable(address: str, reason: str) -> UsageError:
+    return UsageError(
+        f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s ({reason}); "
+        f"check --dask-address ({ADDRESS_HELP}) and that `dask scheduler` runs there",
+        check="dask_address",
+    )
+
+
+@contextlib.contextmanager
+def dask_cluster(address: str | None, logger: logging.Logger | Any) -> Iterator[Cluster]:
+    """A client of the scheduler at `address`, or of a LocalCluster started (and closed) here."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if address:
+        if "://" not in address:
+            raise _unreachable(address, f"not an address: expected {ADDRESS_HELP}")
+        try:
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"}):
+                client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as err:
+            raise _unreachable(address, str(err) or type(err).__name__) from None
+        try:
+            logger.info("dask: connected to %s (%d workers)", address, _workers(client))
+            yield Cluster(client, address, None, started_here=False)
+        finally:
+            client.close()
+        return
+    workers = usable_cores()
+    # Loopback only; port 0 picks a free dashboard port, so runs side by side do not collide.
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
+    try:
+        client = Client(cluster, set_as_default=False)
+        try:
+            logger.info(
+                "dask: started a LocalCluster of %d single-threaded worker processes; dashboard %s",
+                workers,
+                client.dashboard_link,
+            )
+            yield Cluster(client, cluster.scheduler_address, client.dashboard_link, True)
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def _workers(client: Any) -> int:
+    return len(client.scheduler_info().get("workers", {}))
+
+
+def map_partitions(
+    cluster: Cluster,
+    work: Callable[..., _T],
+    items: Sequence[Any],
+    *args: Any,
+    label: str,
+    on_done: Callable[[int, int], None] | None = None,
+) -> list[_T]:
+    """work(item, *args) for every item on the cluster; results in the items' order.
+
+    `on_done(done, total)` is called as calls finish (progress). The shared arguments are
+    sent to the cluster once, not with every call.
+    """
+    from distributed import as_completed
+
+    client = cluster.client
+    shared = [client.scatter(arg, broadcast=True) if _is_large(arg) else arg for arg in args]
+    futures = client.map(work, items, *[[a] * len(items) for a in shared], key=_keys(label, items))
+    position = {future.key: i for i, future in enumerate(futures)}
+    results: list[Any] = [None] * len(items)
+    try:
+        for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
+            results[position[future.key]] = future.result()
+            if on_done is not None:
+                on_done(done, len(items))
+    finally:
+        client.cancel(futures)
+    return results
+
+
+def _keys(label: str, items: Sequence[Any]) -> list[str]:
+    # Unique per call: the same pass run twice (a second flow run) must not reuse results.
+    token = os.urandom(4).hex()
+    return [f"{label}-{token}-{i}" for i in range(len(items))]
+
+
+def _is_large(value: Any) -> bool:
+    return hasattr(value, "nbytes") and int(value.nbytes) > 1 << 20

@@ -1,0 +1,280 @@
+"""The dask engine's steps: each one pass over the files on the cluster, merged here.
+
+describe (sizes, SHA-256, schemas) -> scan (validate, moments, sample) -> gate (a second
+pass for residual diagnostics) -> train (from the merged moments, O(d^2) per epoch) ->
+evaluate (predictions written by the workers, metric sums merged). A progress artifact per
+pass counts the partitions done; the terminal shows the same count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from regflow.errors import InvalidInputError
+from regflow.io.datasets import DatasetFile, check_same_schema, dataset_sha256, expand_dataset
+from regflow.partitioned import merge
+from regflow.partitioned.work import (
+    Columns,
+    Evaluated,
+    Linear,
+    Part,
+    Scanned,
+    describe_or_problem,
+    evaluate_partition,
+    gate_residuals,
+    scan_partition,
+)
+from regflow.runtime import progress as run_progress
+from regflow.runtime.engine import Cluster, map_partitions
+from regflow.schemas.results import Evaluation, GateReport, TrainResult
+from regflow.stats.correlation import spearman_sampled
+from regflow.stats.moment_sweeps import Moments, solve_moments
+from regflow.tasks.evaluate import EXACT_FIT, TRUSTED_CONDITION, check_optimality
+from regflow.tasks.gate import SPEARMAN_MAX_ROWS, SPEARMAN_SEED, gate_from_partitions
+from regflow.tasks.outcomes import pipeline_task
+from regflow.tasks.train import TrainConfig, describe_device, select_device
+from regflow.tasks.train_moments import fit_linear_from_moments
+
+SAMPLE_ROWS = SPEARMAN_MAX_ROWS  # rows drawn for Spearman, the plots and drift summaries
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The files of a partitioned dataset, where each one's rows start, and its fingerprint."""
+
+    source: str
+    files: list[DatasetFile]
+    parts: list[Part]
+    sha256: str
+    format: str
+
+    @property
+    def rows(self) -> int:
+        return sum(part.rows for part in self.parts)
+
+
+def _counter(label: str, total: int) -> Callable[[int, int], None]:
+    """Partitions done of this pass, in a progress artifact and on the terminal."""
+    artifact = UUID(
+        str(
+            create_progress_artifact(
+                progress=0.0, description=f"{label}: partitions done of {total}"
+            )
+        )
+    )
+    run_progress.start(label, f"{label} ({total} partitions)", total)
+
+    def done(count: int, of: int) -> None:
+        update_progress_artifact(artifact_id=artifact, progress=100.0 * count / of)
+        run_progress.update(label, count, f"{count}/{of} partitions")
+        if count == of:
+            run_progress.finish(label, f"{of} partitions")
+
+    return done
+
+
+def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Dataset:
+    """List the files, hash and describe each on the cluster, and check they agree."""
+    paths = expand_dataset(data)
+    found = map_partitions(
+        cluster,
+        describe_or_problem,
+        paths,
+        label="describe",
+        on_done=_counter("describe", len(paths)),
+    )
+    problems = [p for item in found if isinstance(item, list) for p in item]
+    if problems:
+        raise InvalidInputError(source, problems)
+    files = [item for item in found if isinstance(item, DatasetFile)]
+    check_same_schema(files)
+    parts, first = [], 0
+    for i, described in enumerate(files):
+        parts.append(Part(i, described.path, first, described.rows))
+        first += described.rows
+    fmt = "parquet" if files[0].path.lower().endswith(".parquet") else "csv"
+    get_run_logger().info(
+        "dataset: %d files, %d rows, SHA-256 %s", len(files), first, dataset_sha256(files)[:12]
+    )
+    return Dataset(source, files, parts, dataset_sha256(files), fmt)
+
+
+def scan(cluster: Cluster, data: Dataset, cols: Columns) -> list[Scanned]:
+    """Pass 1 on every file: validation, moments per split, the sample."""
+    return map_partitions(
+        cluster, scan_partition, data.parts, cols, label="validate",
+        on_done=_counter("validate", len(data.parts)),
+    )  # fmt: skip
+
+
+def sample_fraction(rows: int) -> float:
+    """The share of rows to sample: every row up to SAMPLE_ROWS, as the local gate does."""
+    return 1.0 if rows <= SAMPLE_ROWS else SAMPLE_ROWS / rows
+
+
+def partitioned_gate(
+    cluster: Cluster,
+    data: Dataset,
+    cols: Columns,
+    scans: list[Scanned],
+    *,
+    min_abs_r: float,
+    alpha: float,
+    fit_intercept: bool,
+) -> tuple[GateReport, Moments]:
+    """The gate from merged moments and a second pass for leverage, Cook's distance and RESET."""
+    merge.check_scans(data.source, scans, 1.0)
+    moments = merge.check_table(data.source, merge.merge_all(s.all for s in scans), cols)
+    fit = solve_moments(moments, fit_intercept=fit_intercept)
+    if fit is None:
+        raise InvalidInputError.single(
+            data.source,
+            "well_conditioned",
+            "the design is ill-conditioned (or a column nearly constant) for the moments route "
+            "of --engine dask; use --engine local for this dataset",
+        )
+    dropped = [s.dropped for s in scans]
+    sums = map_partitions(
+        cluster, _gate_residuals, list(zip(data.parts, dropped, strict=True)), cols, fit,
+        label="gate", on_done=_counter("gate", len(data.parts)),
+    )  # fmt: skip
+    residuals = merge.merge_all(sums)
+    assert residuals is not None  # the table check guarantees rows
+    sample = merge.merged_sample(scans)
+    x = [sample[name].to_numpy(dtype=np.float64) for name in cols.features]
+    y = sample[cols.target].to_numpy(dtype=np.float64)
+    rhos, _ = spearman_sampled(x, y, SPEARMAN_MAX_ROWS, SPEARMAN_SEED)
+    report = gate_from_partitions(
+        moments, residuals, rhos, len(sample), cols.features, cols.target,
+        min_abs_r=min_abs_r, alpha=alpha, fit_intercept=fit_intercept,
+    )  # fmt: skip
+    get_run_logger().info("gate %s: %s", report.decision, report.reason)
+    return report, moments
+
+
+def _gate_residuals(item: tuple[Part, np.ndarray], cols: Columns, fit: object) -> object:
+    part, dropped = item
+    return gate_residuals(part, cols, dropped, fit)  # type: ignore[arg-type]
+
+
+def train_from_moments(
+    moments: Moments, features: list[str], config: TrainConfig, device_name: str, name: str
+) -> TrainResult:
+    """Train the nn.Linear on the merged moments of the training rows (no pass over data)."""
+    logger = get_run_logger()
+    device = select_device(device_name)
+    done = _counter("train", config.epochs)
+    logger.info(
+        "training on %s (%s) from the moments of %d rows: %s, lr %g, up to %d epochs",
+        device, describe_device(device), moments.count, config.optimizer, config.lr,
+        config.epochs,
+    )  # fmt: skip
+
+    def report(epoch: int, epochs: int, loss: float) -> None:
+        logger.info("epoch %d/%d loss %.6g", epoch, epochs, loss)
+        done(epoch, epochs)
+
+    result = fit_linear_from_moments(
+        moments.count, moments.mean, moments.cross, features, config, device, progress=report
+    )
+    logger.info("%s after %d epochs; final loss %.6g", result.stop_reason, result.epochs_run,
+                result.losses[-1])  # fmt: skip
+    return result
+
+
+def evaluate(
+    cluster: Cluster,
+    data: Dataset,
+    cols: Columns,
+    scans: list[Scanned],
+    trained: TrainResult,
+    fit_moments: Moments,
+    champion: Linear | None,
+    predictions_dir: str,
+    *,
+    holdout_note: str,
+    max_optimality_gap: float | None,
+    aims_at_optimum: bool,
+) -> tuple[Evaluation, list[Evaluated]]:
+    """Pass 3: predictions written by the workers; metrics and the optimum from merged sums."""
+    reference = solve_moments(fit_moments, fit_intercept=trained.fit_intercept)
+    ref_linear = (
+        None
+        if reference is None
+        else Linear(cols.features, reference.coef.tolist(), reference.intercept)
+    )
+    model = Linear(cols.features, [trained.coefficients[f] for f in cols.features],
+                   trained.intercept)  # fmt: skip
+    items = list(zip(data.parts, [s.dropped for s in scans], strict=True))
+    parts = map_partitions(
+        cluster, _evaluate, items, cols, model, ref_linear, champion, predictions_dir,
+        label="evaluate", on_done=_counter("evaluate", len(items)),
+    )  # fmt: skip
+    metrics = merge.merged_metrics(parts)
+    fit_split = "train" if cols.holdout > 0 else "all"
+    ref_sums = merge.merge_all(p.reference for p in parts)
+    if reference is None or ref_sums is None:
+        raise InvalidInputError.single(
+            data.source, "well_conditioned",
+            "the least-squares reference is ill-conditioned on the training rows; use "
+            "--engine local for this dataset",
+        )  # fmt: skip
+    n_fit = fit_moments.count
+    ols_mse = ref_sums.sse / n_fit
+    model_mse = metrics[fit_split].mse
+    mean_y = float(fit_moments.mean[-1])
+    scale = (float(fit_moments.cross[-1, -1]) / n_fit + mean_y * mean_y) or 1.0  # mean(y^2)
+    evaluation = Evaluation(
+        metrics=metrics,
+        fit_split=fit_split,
+        holdout_note=holdout_note,
+        ols_coefficients=dict(zip(cols.features, reference.coef.tolist(), strict=True)),
+        ols_intercept=reference.intercept,
+        ols_mse=ols_mse,
+        model_mse=model_mse,
+        optimality_gap=(model_mse - ols_mse) / ols_mse if ols_mse > EXACT_FIT * scale else None,
+        optimality_gap_abs=model_mse - ols_mse,
+        reference_condition_number=reference.condition_number,
+        reference_trusted=reference.condition_number < TRUSTED_CONDITION,
+    )
+    check_optimality(evaluation, max_optimality_gap, aims_at_optimum)
+    return evaluation, parts
+
+
+def _evaluate(
+    item: tuple[Part, np.ndarray],
+    cols: Columns,
+    model: Linear,
+    reference: Linear | None,
+    champion: Linear | None,
+    predictions_dir: str,
+) -> Evaluated:
+    part, dropped = item
+    return evaluate_partition(part, cols, dropped, model, reference, champion, predictions_dir)
+
+
+def sample_predictions(sample: pd.DataFrame, cols: Columns, trained: TrainResult) -> pd.DataFrame:
+    """The sampled rows' true and predicted values (plots and the preview), split labelled."""
+    y = sample[cols.target].to_numpy(dtype=np.float64)
+    predicted = np.full(len(sample), trained.intercept)
+    for name in cols.features:
+        predicted += trained.coefficients[name] * sample[name].to_numpy(dtype=np.float64)
+    held = sample["__holdout"].to_numpy(dtype=bool)
+    labels = np.where(held, "holdout", "train") if cols.holdout > 0 else np.full(len(y), "all")
+    return pd.DataFrame(
+        {"true": y, "predicted": predicted, "residual": y - predicted, "split": labels}
+    )
+
+
+describe_task = pipeline_task(describe_dataset, name="describe", retries=2)
+scan_task = pipeline_task(scan, name="validate", retries=2)
+partitioned_gate_task = pipeline_task(partitioned_gate, name="correlation-gate")
+train_moments_task = pipeline_task(train_from_moments, name="train")
+partitioned_evaluate_task = pipeline_task(evaluate, name="evaluate", retries=2)
