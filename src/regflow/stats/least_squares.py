@@ -20,6 +20,9 @@ read in row blocks, three sweeps in all, so memory stays at a few blocks plus th
    unscaled. The last sweep computes residuals, leverages (h_ii = squared row norm of an
    orthonormal basis of the column space, plus 1/n for the intercept) and, on request, what
    adding the squared fitted values would change (Ramsey's RESET test) without another QR.
+
+The tall-skinny QR pieces and step 3's solve live in ``regflow.stats.r_factor``, shared with the
+partition-wise route (``regflow.stats.partition_qr``).
 """
 
 from __future__ import annotations
