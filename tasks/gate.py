@@ -6,7 +6,8 @@ disagreement, ill-conditioning) never stop a run; they tell the user what a stra
 this data will get wrong. Everything comes from one float64 least-squares summary
 (``regflow.stats.fit_summary``: exact QR on short or awkward data, two streaming sweeps on long
 well-conditioned columns) plus a sampled rank correlation, so ten million rows gate in well
-under a second per feature.
+under a second per feature. ``gate_from_partitions`` decides the same from sums merged over
+Dask partitions; both end in ``gate_from_summary``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,30 +29,22 @@ from regflow.schemas.results import FeatureCorrelation, GateReport, GateWarning
 from regflow.stats.correlation import pearson, spearman_sampled
 from regflow.stats.distributions import f_sf, r_two_sided_p
 from regflow.stats.fit_summary import FitSummary, summarise_fit
+from regflow.stats.fit_warnings import (
+    conditioning_warning,
+    curvature_warning,
+    fmt,
+    influence_warnings,
+)
+from regflow.stats.moment_sweeps import Moments
 
 # Rank correlation on a seeded sample beyond this many rows: its standard error there, about
 # 1/sqrt(rows) = 0.003, is a hundredth of the RANK_DISAGREEMENT that matters.
 SPEARMAN_MAX_ROWS = 100_000
 SPEARMAN_SEED = 0
 RANK_DISAGREEMENT = 0.3  # |Pearson - Spearman| above which a feature is flagged
-CURVATURE_MIN_SHARE = 0.01  # share of the SSE the curvature term must remove to matter
-HIGH_LEVERAGE = 0.99
-HIGH_COOKS_DISTANCE = 1.0
-ILL_CONDITIONED = 1e7
 # A fit whose residual norm is this far below the target's spread is exact up to rounding:
 # there is no residual structure to test.
 PERFECT_FIT_RTOL = 1e-12
-
-
-def _fmt(value: float, threshold: float | None = None) -> str:
-    """3 significant digits, more when needed to tell value and threshold apart."""
-    if not math.isfinite(value):
-        return str(value)
-    for digits in range(3, 18):
-        text = f"{value:.{digits}g}"
-        if threshold is None or value == threshold or text != f"{threshold:.{digits}g}":
-            return text
-    return repr(value)
 
 
 def _column_arrays(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
@@ -80,107 +74,6 @@ def _check_finite(x: list[np.ndarray], y: np.ndarray, features: list[str], targe
         )
 
 
-def _curvature_warning(fit: FitSummary, features: list[str], alpha: float) -> GateWarning | None:
-    """Ramsey's RESET: does the square of the fitted values explain what the line missed?"""
-    curvature = fit.curvature
-    if curvature is None or fit.sse <= 0.0:
-        return None
-    removed = curvature.ss_reduction
-    share = removed / fit.sse
-    if share < CURVATURE_MIN_SHARE:
-        return None
-    remaining = fit.sse - removed
-    statistic = math.inf if remaining <= 0.0 else removed / (remaining / curvature.df_resid)
-    p_value = f_sf(statistic, 1.0, float(curvature.df_resid))
-    if not p_value < alpha:
-        return None
-    term = (
-        f"a squared term of '{features[0]}'"
-        if len(features) == 1
-        else "the squared fitted values (RESET test)"
-    )
-    return GateWarning(
-        kind="curvature",
-        message=(
-            f"the relationship looks curved: adding {term} removes {share:.1%} of the residual"
-            f" sum of squares (p-value {_fmt(p_value)}); a straight line will miss that part;"
-            " consider transforming the features or adding polynomial terms"
-        ),
-        value=share,
-    )
-
-
-def _influence_warnings(fit: FitSummary, perfect: bool) -> list[GateWarning]:
-    warnings: list[GateWarning] = []
-    leverage = fit.max_leverage
-    if leverage.value >= HIGH_LEVERAGE:
-        warnings.append(
-            GateWarning(
-                kind="influential_point",
-                message=(
-                    f"row {leverage.row + 1} has leverage {_fmt(leverage.value)}"
-                    f" (>= {HIGH_LEVERAGE}): its feature values are so far from the rest that the"
-                    " fitted line must pass through it; check that row"
-                ),
-                value=leverage.value,
-            )
-        )
-    cooks = fit.max_cooks_distance
-    if perfect or cooks is None:
-        return warnings  # Cook's distance needs a residual variance
-    if cooks.value > HIGH_COOKS_DISTANCE:
-        warnings.append(
-            GateWarning(
-                kind="influential_point",
-                message=(
-                    f"row {cooks.row + 1} has Cook's distance {_fmt(cooks.value)}"
-                    f" (> {HIGH_COOKS_DISTANCE:g}): that one row moves the fitted coefficients"
-                    " noticeably; check it for a data error"
-                ),
-                value=cooks.value,
-            )
-        )
-    return warnings
-
-
-def _conditioning_warning(fit: FitSummary, features: list[str]) -> GateWarning | None:
-    d = len(features)
-    condition = fit.condition_number
-    if fit.rank < d:
-        constant = [features[j] for j in np.flatnonzero(fit.constant_columns)]
-        involved = np.flatnonzero(
-            (np.abs(fit.null_space) > 0.1).any(axis=1) & ~fit.constant_columns
-        )
-        parts = []
-        if constant:
-            parts.append(f"constant: {name_list(constant)}")
-        if involved.size:
-            parts.append(f"linearly dependent: {name_list(features[j] for j in involved)}")
-        return GateWarning(
-            kind="ill_conditioned",
-            message=(
-                f"the features are collinear: the design has rank {fit.rank} but {d} features"
-                f" ({'; '.join(parts)}); their separate coefficients cannot be determined"
-                " (the reference fit reports a minimum-norm solution); drop or combine them"
-            ),
-            value=condition,
-        )
-    if condition > ILL_CONDITIONED:
-        digits = max(0.0, 16.0 - math.log10(condition))
-        return GateWarning(
-            kind="ill_conditioned",
-            message=(
-                f"the design is ill-conditioned (condition number {_fmt(condition)} after"
-                " centring and scaling): float32 training cannot reach the least-squares"
-                f" coefficients, and even float64 results keep only about {digits:.0f}"
-                " significant digits (16 - log10(condition number)); nearly collinear"
-                " features (e.g. x and x**2 far from 0) are the usual cause"
-            ),
-            value=condition,
-        )
-    return None
-
-
 def _decide(
     statistic: str,
     value: float,
@@ -190,10 +83,10 @@ def _decide(
     subject: str,
 ) -> tuple[bool, str]:
     """passed, and a sentence naming the statistic, its value and the thresholds."""
-    name = f"{statistic} = {_fmt(value, min_abs_r)}{subject}"
+    name = f"{statistic} = {fmt(value, min_abs_r)}{subject}"
     strong = value >= min_abs_r
     significant = p_value <= alpha
-    p_text = _fmt(p_value, alpha)
+    p_text = fmt(p_value, alpha)
     if strong and significant:
         return True, (
             f"{name} is at least min_abs_r = {min_abs_r:g} and its p-value {p_text}"
@@ -220,9 +113,31 @@ def _feature_correlation(name: str, r: float, rho: float, n: int) -> FeatureCorr
     )
 
 
+@dataclass(frozen=True)
+class ColumnRanges:
+    """Each feature's minimum and maximum, and the target's (last): all the degenerate-input
+    checks read, so that arrays and merged partition moments give the same reasons."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of_arrays(cls, x: list[np.ndarray], y: np.ndarray) -> ColumnRanges:
+        columns = [*x, y]
+        return cls(np.array([c.min() for c in columns]), np.array([c.max() for c in columns]))
+
+    @classmethod
+    def of_moments(cls, moments: Moments) -> ColumnRanges:
+        return cls(moments.lo.copy(), moments.hi.copy())
+
+    def all_flat(self, intercept: bool) -> bool:
+        """Every feature constant (with an intercept) or zero (without): a fit of rank 0."""
+        lo, hi = self.lo[:-1], self.hi[:-1]
+        return bool(((lo == hi) & (intercept | (lo == 0.0))).all())
+
+
 def _degenerate_reason(
-    x: list[np.ndarray],
-    y: np.ndarray,
+    ranges: ColumnRanges,
     features: list[str],
     target: str,
     min_abs_r: float,
@@ -230,16 +145,16 @@ def _degenerate_reason(
     all_flat: bool,
     intercept: bool = True,
 ) -> str | None:
-    """Why the gate stops on a constant target or features, or None (all O(n) per column)."""
+    """Why the gate stops on a constant target or features, or None."""
     d = len(features)
-    if y.min() == y.max():
+    if ranges.lo[-1] == ranges.hi[-1]:
         return (
-            f"the target '{target}' is constant (every row is {_fmt(float(y[0]))}):"
+            f"the target '{target}' is constant (every row is {fmt(float(ranges.lo[-1]))}):"
             " there is no relationship to model"
         )
-    if d == 1 and x[0].min() == x[0].max():
+    if d == 1 and ranges.lo[0] == ranges.hi[0]:
         return (
-            f"feature '{features[0]}' is constant (every row is {_fmt(float(x[0][0]))}):"
+            f"feature '{features[0]}' is constant (every row is {fmt(float(ranges.lo[0]))}):"
             f" |r| is undefined (taken as 0), below min_abs_r = {min_abs_r:g}"
         )
     if d > 1 and all_flat:
@@ -248,12 +163,17 @@ def _degenerate_reason(
     return None
 
 
+def rows_needed(d: int, fit_intercept: bool) -> int:
+    """Fewest rows the gate's p-value needs: below it the gate stops without a fit."""
+    return 3 if d == 1 and fit_intercept else d + 1 + (1 if fit_intercept else 0)
+
+
 def _too_few_rows_report(
-    x: list[np.ndarray],
-    y: np.ndarray,
+    correlations: list[FeatureCorrelation],
+    ranges: ColumnRanges,
+    n: int,
     features: list[str],
     target: str,
-    needed: int,
     *,
     min_abs_r: float,
     alpha: float,
@@ -264,21 +184,17 @@ def _too_few_rows_report(
     No least-squares fit: R and the condition number are left undefined (NaN), and there are
     no warnings (curvature, leverage and rank disagreement mean little on so few rows).
     """
-    n, d = y.shape[0], len(features)
-    if not (np.isfinite(y).all() and all(np.isfinite(column).all() for column in x)):
-        _check_finite(x, y, features, target)
-    rhos, _ = spearman_sampled(x, y, SPEARMAN_MAX_ROWS, SPEARMAN_SEED)
-    correlations = [
-        _feature_correlation(name, pearson(x[j], y), float(rhos[j]), n)
-        for j, name in enumerate(features)
-    ]
+    d = len(features)
+    needed = rows_needed(d, lead == 1)
     single = d == 1 and lead == 1
     label = "|r|" if single else "R"
-    # The fit's rank is 0 exactly when every centred column (every column, through the
-    # origin) is zero.
-    flat = all((c.min() == c.max()) and (lead == 1 or c[0] == 0.0) for c in x)
     reason = _degenerate_reason(
-        x, y, features, target, min_abs_r, all_flat=flat, intercept=lead == 1
+        ranges,
+        features,
+        target,
+        min_abs_r,
+        all_flat=ranges.all_flat(lead == 1),
+        intercept=lead == 1,
     ) or (
         f"too few rows for {d} feature{'s' if d > 1 else ''}: {n} row{'s' if n != 1 else ''}"
         f" but the p-value of {label} needs at least {needed}, so it is undefined"
@@ -301,6 +217,19 @@ def _too_few_rows_report(
     )
 
 
+def _check_arguments(features: list[str], target: str, min_abs_r: float, alpha: float) -> None:
+    if not features:
+        raise ValueError("the gate needs at least one feature")
+    if target in features:
+        raise ValueError(f"the target '{target}' is also listed as a feature")
+    if len(set(features)) != len(features):
+        raise ValueError("a feature is listed more than once")
+    if not 0.0 <= min_abs_r <= 1.0:
+        raise ValueError(f"min_abs_r must lie in [0, 1], got {min_abs_r}")
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+
+
 def correlation_gate(
     frame: pd.DataFrame,
     features: list[str],
@@ -317,28 +246,32 @@ def correlation_gate(
     missing = [name for name in [*features, target] if name not in frame.columns]
     if missing:
         raise ValueError(f"columns not in the data: {name_list(missing)}")
-    if target in features:
-        raise ValueError(f"the target '{target}' is also listed as a feature")
-    if len(set(features)) != len(features):
-        raise ValueError("a feature is listed more than once")
-    if not 0.0 <= min_abs_r <= 1.0:
-        raise ValueError(f"min_abs_r must lie in [0, 1], got {min_abs_r}")
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+    _check_arguments(features, target, min_abs_r, alpha)
     n = len(frame)
-    d = len(features)
     if n < 1:
         raise ValueError("the gate needs at least one row")
 
     x = _column_arrays(frame, features)
     y = _column_arrays(frame, [target])[0]
-    lead = 1 if fit_intercept else 0
-    needed = 3 if d == 1 and fit_intercept else d + 1 + lead
-    if n < needed:
+    if n < rows_needed(len(features), fit_intercept):
         # Cheap conditions first: the least-squares summary costs O(d^3) on wide data (40 rows
         # by 10,000 features took 22 minutes) and cannot change this decision.
+        if not (np.isfinite(y).all() and all(np.isfinite(column).all() for column in x)):
+            _check_finite(x, y, features, target)
+        rhos, _ = spearman_sampled(x, y, SPEARMAN_MAX_ROWS, SPEARMAN_SEED)
+        correlations = [
+            _feature_correlation(name, pearson(x[j], y), float(rhos[j]), n)
+            for j, name in enumerate(features)
+        ]
         return _too_few_rows_report(
-            x, y, features, target, needed, min_abs_r=min_abs_r, alpha=alpha, lead=lead
+            correlations,
+            ColumnRanges.of_arrays(x, y),
+            n,
+            features,
+            target,
+            min_abs_r=min_abs_r,
+            alpha=alpha,
+            lead=1 if fit_intercept else 0,
         )
     # The sampled rank correlation runs beside the least-squares sweeps (numpy releases the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -349,6 +282,37 @@ def correlation_gate(
             _check_finite(x, y, features, target)
             raise
         spearman, spearman_rows = ranked.result()
+    return gate_from_summary(
+        fit,
+        ColumnRanges.of_arrays(x, y),
+        spearman,
+        spearman_rows,
+        features,
+        target,
+        min_abs_r=min_abs_r,
+        alpha=alpha,
+    )
+
+
+def gate_from_summary(
+    fit: FitSummary,
+    ranges: ColumnRanges,
+    spearman: np.ndarray,
+    spearman_rows: int,
+    features: list[str],
+    target: str,
+    *,
+    min_abs_r: float,
+    alpha: float,
+) -> GateReport:
+    """The decision and warnings from a fit summary (local, or merged over partitions).
+
+    spearman holds each feature's rank correlation with the target, taken on spearman_rows
+    rows (a seeded sample where that is fewer than fit.n; the rank-disagreement note says so).
+    The caller has checked the arguments and that fit.n is at least rows_needed(...).
+    """
+    n, d, fit_intercept = fit.n, len(features), fit.fit_intercept
+    lead = 1 if fit_intercept else 0
 
     # Per-feature Pearson r (t test, n - 2 df) and Spearman rho.
     correlations = [
@@ -368,7 +332,7 @@ def correlation_gate(
     else:
         multiple_p = f_sf((explained / df1) / (fit.sse / df2), float(df1), float(df2))
 
-    y_constant = bool(y.min() == y.max())
+    y_constant = bool(ranges.lo[-1] == ranges.hi[-1])
     perfect = fit.sst > 0.0 and fit.sse <= (PERFECT_FIT_RTOL**2) * fit.sst
     # Through the origin the model's relationship is the uncentred one: a line forced through
     # (0, 0) can fit well where the centred Pearson r (about a free intercept) says little.
@@ -386,7 +350,7 @@ def correlation_gate(
         label = "R"
 
     stop = _degenerate_reason(
-        x, y, features, target, min_abs_r, all_flat=fit.rank == 0, intercept=fit_intercept
+        ranges, features, target, min_abs_r, all_flat=fit.rank == 0, intercept=fit_intercept
     )
     if stop is not None:
         passed, reason = False, stop
@@ -395,10 +359,10 @@ def correlation_gate(
 
     warnings: list[GateWarning] = []
     if not y_constant and not perfect:
-        curved = _curvature_warning(fit, features, alpha)
+        curved = curvature_warning(fit, features, alpha)
         if curved is not None:
             warnings.append(curved)
-    warnings.extend(_influence_warnings(fit, perfect or y_constant))
+    warnings.extend(influence_warnings(fit, perfect or y_constant))
     sample_note = (
         f" (Spearman on a seeded random sample of {spearman_rows:,} of {n:,} rows)"
         if spearman_rows < n
@@ -421,7 +385,7 @@ def correlation_gate(
                     value=gap,
                 )
             )
-    conditioning = _conditioning_warning(fit, features)
+    conditioning = conditioning_warning(fit, features)
     if conditioning is not None:
         warnings.append(conditioning)
 
@@ -439,6 +403,62 @@ def correlation_gate(
         passed=passed,
         reason=reason,
         warnings=warnings,
+    )
+
+
+def gate_from_partitions(
+    moments: Moments,
+    summary: FitSummary | None,
+    spearman: np.ndarray,
+    spearman_rows: int,
+    features: list[str],
+    target: str,
+    *,
+    min_abs_r: float = DEFAULT_MIN_ABS_R,
+    alpha: float = DEFAULT_ALPHA,
+    fit_intercept: bool = True,
+) -> GateReport:
+    """correlation_gate from sums merged over partitions, never from the whole columns.
+
+    moments: ``moment_sweeps.partition_moments`` of every partition, merged. summary: the
+    merged fit, from ``fit_summary.summary_from_sweeps`` (moment route) or, where that or
+    ``solve_moments`` gives None, ``fit_summary.summary_from_qr`` (tall-skinny QR route); it
+    may be None only below rows_needed(len(features), fit_intercept) rows, where the gate
+    stops without a fit (its correlations then come from the moments). spearman: each
+    feature's rank correlation on spearman_rows rows (a seeded sample of the rows).
+    """
+    features = [str(name) for name in features]
+    _check_arguments(features, target, min_abs_r, alpha)
+    n = moments.count
+    if n < 1:
+        raise ValueError("the gate needs at least one row")
+    ranges = ColumnRanges.of_moments(moments)
+    finite = np.isfinite(ranges.lo) & np.isfinite(ranges.hi)
+    if not finite.all():
+        name = [*features, target][int(np.flatnonzero(~finite)[0])]
+        kind = "target" if name == target else "feature"
+        raise ValueError(f"{kind} '{name}' has NaN or infinite values")
+    if n < rows_needed(len(features), fit_intercept):
+        correlations = [
+            _feature_correlation(name, float(r), float(spearman[j]), n)
+            for j, (name, r) in enumerate(zip(features, moments.correlations(), strict=True))
+        ]
+        return _too_few_rows_report(
+            correlations,
+            ranges,
+            n,
+            features,
+            target,
+            min_abs_r=min_abs_r,
+            alpha=alpha,
+            lead=1 if fit_intercept else 0,
+        )
+    if summary is None:
+        raise ValueError(
+            f"a fit summary is needed from {rows_needed(len(features), fit_intercept)} rows on"
+        )
+    return gate_from_summary(
+        summary, ranges, spearman, spearman_rows, features, target, min_abs_r=min_abs_r, alpha=alpha
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from regflow.stats import moment_sweeps
+from regflow.stats import moment_sweeps, partition_qr
 from regflow.stats.least_squares import (
     CurvatureTerm,
     LeastSquaresAnalysis,
@@ -38,6 +38,8 @@ __all__ = [
     "summarise_analysis",
     "summarise_by_moments",
     "summarise_fit",
+    "summary_from_qr",
+    "summary_from_sweeps",
 ]
 
 # Below this many rows the exact QR analysis is cheap (tens of milliseconds).
@@ -124,8 +126,15 @@ def summarise_by_moments(
     fit = moment_sweeps.solve(data, fit_intercept=fit_intercept)
     if fit is None:
         return None
-    n, d = data.n, data.d
-    sums = moment_sweeps.residuals(data, fit, diagnostics=True)
+    return summary_from_sweeps(fit, moment_sweeps.residuals(data, fit, diagnostics=True))
+
+
+def summary_from_sweeps(
+    fit: moment_sweeps.Solution, sums: moment_sweeps.Residuals
+) -> FitSummary | None:
+    """The summary from sweep 1's fit and sweep 2's sums (diagnostics on), however they were
+    taken (one table or merged partitions); None where only the QR analysis is reliable."""
+    n, d, fit_intercept = fit.n, fit.d, fit.fit_intercept
     sse, sst = sums.sse, fit.sst
     if not np.isfinite(sse) or sse <= MOMENTS_MIN_UNEXPLAINED * sst:
         return None
@@ -167,6 +176,39 @@ def summarise_by_moments(
             None if scale is None else RowMaximum(sums.cooks.row, sums.cooks.value / scale)
         ),
         method="moments",
+    )
+
+
+def summary_from_qr(fit: partition_qr.QRSolution, sums: partition_qr.QRResiduals) -> FitSummary:
+    """The summary from the partition-wise QR route's merged fit and second-pass sums."""
+    n, fit_intercept, scaled = fit.n, fit.fit_intercept, fit.scaled
+    lead = 1 if fit_intercept else 0
+    sse, sst = sums.sse, fit.sst
+    df_resid = n - scaled.rank - lead - 1
+    curvature: CurvatureTerm | None = None
+    if scaled.fitted_ms > 0.0 and df_resid > 0:
+        curvature = sums.curvature_sums.term(
+            n=n, sse=sse, df_resid=df_resid, fit_intercept=fit_intercept
+        )
+    scale = _cooks_scale(n, _parameters(scaled.rank, fit_intercept), sse)
+    return FitSummary(
+        n=n,
+        fit_intercept=fit_intercept,
+        rank=scaled.rank,
+        condition_number=scaled.condition_number,
+        sse=sse,
+        sst=sst,
+        # A constant target (sst = 0) is fitted perfectly or not at all.
+        r2=min(max(1.0 - sse / sst, 0.0), 1.0) if sst > 0.0 else float(sse == 0.0),
+        correlations=fit.correlations,
+        constant_columns=scaled.zero,
+        null_space=scaled.null_space,
+        curvature=curvature,
+        max_leverage=sums.leverage,
+        max_cooks_distance=(
+            None if scale is None else RowMaximum(sums.cooks.row, sums.cooks.value / scale)
+        ),
+        method="qr",
     )
 
 

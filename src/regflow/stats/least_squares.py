@@ -20,18 +20,22 @@ read in row blocks, three sweeps in all, so memory stays at a few blocks plus th
    unscaled. The last sweep computes residuals, leverages (h_ii = squared row norm of an
    orthonormal basis of the column space, plus 1/n for the intercept) and, on request, what
    adding the squared fitted values would change (Ramsey's RESET test) without another QR.
+
+The tall-skinny QR pieces and step 3's solve live in ``regflow.stats.r_factor``, shared with the
+partition-wise route (``regflow.stats.partition_qr``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
-import numpy.typing as npt
+
+from regflow.stats.r_factor import qr_r, solve_scaled, stacked_r
 
 __all__ = [
+    "CurvatureSums",
     "CurvatureTerm",
     "LeastSquaresAnalysis",
     "LeastSquaresFit",
@@ -39,10 +43,6 @@ __all__ = [
     "fit_least_squares",
 ]
 
-_EPS = float(np.finfo(np.float64).eps)
-# Singular values below this fraction of the largest count as zero. The columns have unit
-# norm, so this is a statement about relative accuracy of the design, independent of units.
-_RANK_RTOL = 100.0 * _EPS
 _BLOCK_ELEMENTS = 1 << 19  # ~4 MiB of float64 per row block
 _MIN_BLOCK_ROWS = 512
 _MATMUL_ROWS = 256
@@ -69,6 +69,31 @@ class CurvatureTerm:
 
     ss_reduction: float  # how much of the SSE the extra regressor would remove
     df_resid: int  # residual degrees of freedom of the model with the extra regressor
+
+
+@dataclass(frozen=True)
+class CurvatureSums:
+    """Row sums for the RESET term: z (squared fitted values over their mean square), the
+    residuals e, and both projected on an orthonormal basis W of the model's columns."""
+
+    z_sum: float
+    z_sq: float
+    z_e: float
+    e_sum: float
+    wz: np.ndarray
+    we: np.ndarray
+
+    def term(self, *, n: int, sse: float, df_resid: int, fit_intercept: bool) -> CurvatureTerm:
+        # Split z into its projection on the model's column space and the rest; e is already
+        # orthogonal to that space, so only z's orthogonal part can explain more of it.
+        z_mean = self.z_sum / n if fit_intercept else 0.0
+        z_total = self.z_sq - n * z_mean * z_mean
+        z_perp_sq = z_total - float(self.wz @ self.wz)
+        z_perp_e = self.z_e - z_mean * self.e_sum - float(self.wz @ self.we)
+        reduction = 0.0
+        if z_total > 0.0 and z_perp_sq > _SPAN_RTOL * z_total:
+            reduction = min(z_perp_e * z_perp_e / z_perp_sq, sse)
+        return CurvatureTerm(ss_reduction=reduction, df_resid=df_resid)
 
 
 @dataclass(frozen=True)
@@ -200,48 +225,6 @@ def _matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _chunk_rows(k: int) -> int:
-    # Small enough that each Householder step stays in cache and below OpenBLAS's threading
-    # threshold (threads spinning on tiny products are slow on a busy machine), at least 2k.
-    return max(128, 2 * k)
-
-
-def _qr_r(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """The R factor of a's QR (batched over any leading axes): numpy.linalg.qr(a, mode="r").
-
-    numpy's stubs give every mode the QRResult pair, but mode="r" returns R alone.
-    """
-    return cast("npt.NDArray[np.float64]", np.linalg.qr(a, mode="r"))
-
-
-def _stacked_r(a: np.ndarray) -> list[np.ndarray]:
-    """Pieces whose stacked R equals the R of the tall matrix a (column-major, [m, k]).
-
-    a is cut into chunks factored by one batched call of numpy.linalg.qr; the chunks' R
-    factors are then merged in groups (a tree), every step a Householder QR.
-    """
-    m, k = a.shape
-    chunk = _chunk_rows(k)
-    count = m // chunk
-    pieces: list[np.ndarray] = []
-    if count:
-        row_stride, col_stride = a.strides
-        chunks = np.lib.stride_tricks.as_strided(
-            a, shape=(count, chunk, k), strides=(chunk * row_stride, row_stride, col_stride)
-        )
-        level = _qr_r(chunks)
-        group = chunk // k
-        while level.shape[0] > 1:
-            groups = -(-level.shape[0] // group)
-            padded = np.zeros((groups * group, k, k))
-            padded[: level.shape[0]] = level
-            level = _qr_r(padded.reshape(groups, group * k, k))
-        pieces.append(level[0])
-    if m > count * chunk:
-        pieces.append(a[count * chunk :])
-    return pieces
-
-
 def _qr_and_moments(
     x: np.ndarray, y: np.ndarray, pre: _Prescale, fit_intercept: bool, rows: int
 ) -> tuple[np.ndarray, np.ndarray | None, _Moments]:
@@ -299,7 +282,7 @@ def _qr_and_moments(
             q[:, : q_raw.shape[1]] = q_raw
         else:
             # Tall-skinny QR: this block's R pieces are stacked under the running R.
-            r = _qr_r(np.vstack([r, *_stacked_r(body)]))
+            r = qr_r(np.vstack([r, *stacked_r(body)]))
     # Two-pass correction: the deviations' own sums fix the first means (Chan et al.).
     moments = _Moments(
         mean=np.where(pre.constant, pre.mean1, pre.mean1 + pre.spread * (s1 / n)),
@@ -309,29 +292,6 @@ def _qr_and_moments(
         syy=max(t2 - t1 * t1 / n, 0.0),
     )
     return r, q, moments
-
-
-def _solve(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float]:
-    """Coefficients from R = [[R_d, Q^T y], [0, .]] of [A | y]; plus the SVD of R_d."""
-    d = r.shape[0] - 1
-    r_design = r[:d, :d]
-    qty = r[:d, d]
-    u, s, vt = np.linalg.svd(r_design)
-    largest = float(s[0])
-    smallest = float(s[-1])
-    if largest > 0.0:
-        rank = int(np.count_nonzero(s > largest * _RANK_RTOL))
-        condition = largest / smallest if smallest > 0.0 else math.inf
-    else:
-        rank = 0
-        condition = math.inf
-    if rank == d:
-        # Back-substitution (LU of an upper-triangular matrix pivots nowhere).
-        coef = np.linalg.solve(r_design, qty)
-    else:
-        # Truncated SVD: the minimum-norm solution among those the design cannot tell apart.
-        coef = vt[:rank].T @ ((u[:, :rank].T @ qty) / s[:rank])
-    return coef, u, s, vt, rank, condition
 
 
 def _analyse(
@@ -359,24 +319,17 @@ def _analyse(
         mean = np.zeros(d)
         y_mean = 0.0
         sst = math.hypot(y_centred_norm, abs(mom.y_mean) * math.sqrt(n)) ** 2
-    zero = ~(norm > 0.0)
-    safe_norm = np.where(zero, 1.0, norm)
-    inv_norm = np.where(zero, 0.0, 1.0 / safe_norm)
-    r = r_full[lead:, lead:].copy()
-    r[:, :d] *= pre.spread * inv_norm  # columns of R for A = (X - mean) / norm
-
-    coef_scaled, u, s, vt, rank, condition = _solve(r)
-    coef_scaled[zero] = 0.0
-    # Fitted values in y's units are A @ coef_y; coefficients in original units follow.
-    coef_y = coef_scaled * pre.y_spread
-    coef = coef_y * inv_norm
-    # Orthonormal basis of the column space: W = A V_r / S_r (or Q_d U_r when Q is at hand).
-    basis_map = np.ascontiguousarray(vt[:rank].T / s[:rank])
-    q_basis = None
+    scaled = solve_scaled(
+        r_full, lead=lead, spread=pre.spread, y_spread=pre.y_spread, norm=norm, n=n
+    )
+    zero, inv_norm, rank = scaled.zero, scaled.inv_norm, scaled.rank
+    coef, coef_y, basis_map = scaled.coef, scaled.coef_y, scaled.basis_map
+    q_basis = None  # with Q at hand the basis is Q_d U_r instead
     if q_full is not None:
-        q_basis = _matmul_rows(q_full[:, lead : lead + d], np.ascontiguousarray(u[:, :rank]))
+        u_rank = np.ascontiguousarray(scaled.u[:, :rank])
+        q_basis = _matmul_rows(q_full[:, lead : lead + d], u_rank)
     # Mean square of the (centred) fitted values, to standardise the curvature regressor.
-    fitted_ms = float(np.sum((r[:d, :d] @ coef_y) ** 2)) / n
+    fitted_ms = scaled.fitted_ms
     want_curvature = with_curvature and fitted_ms > 0.0
 
     residuals = np.empty(n)
@@ -415,16 +368,8 @@ def _analyse(
     curvature: CurvatureTerm | None = None
     df_resid = n - rank - lead - 1
     if want_curvature and df_resid > 0:
-        # Split z into its projection on the model's column space and the rest; e is already
-        # orthogonal to that space, so only z's orthogonal part can explain more of it.
-        z_mean = z_sum / n if fit_intercept else 0.0
-        z_total = z_sq - n * z_mean * z_mean
-        z_perp_sq = z_total - float(wz @ wz)
-        z_perp_e = z_e - z_mean * e_sum - float(wz @ we)
-        reduction = 0.0
-        if z_total > 0.0 and z_perp_sq > _SPAN_RTOL * z_total:
-            reduction = min(z_perp_e * z_perp_e / z_perp_sq, sse)
-        curvature = CurvatureTerm(ss_reduction=reduction, df_resid=df_resid)
+        sums = CurvatureSums(z_sum=z_sum, z_sq=z_sq, z_e=z_e, e_sum=e_sum, wz=wz, we=we)
+        curvature = sums.term(n=n, sse=sse, df_resid=df_resid, fit_intercept=fit_intercept)
 
     intercept = y_mean - math.fsum((mean * coef).tolist()) if fit_intercept else 0.0
     # A constant target (sst = 0) is fitted perfectly or not at all.
@@ -436,7 +381,7 @@ def _analyse(
     fit = LeastSquaresFit(
         coef=coef,
         intercept=float(intercept),
-        condition_number=float(condition),
+        condition_number=scaled.condition_number,
         rank=rank,
         residuals=residuals,
         sse=sse,
@@ -449,7 +394,7 @@ def _analyse(
         sst=sst,
         correlations=correlations,
         constant_columns=zero,
-        null_space=vt[rank:].T.copy(),
+        null_space=scaled.null_space,
         curvature=curvature,
     )
 

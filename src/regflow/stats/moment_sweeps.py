@@ -6,6 +6,10 @@ Cholesky factor of the unit-diagonal Gram matrix. Sweep 2 recomputes residuals b
 and keeps totals and maxima only: the SSE, and on request leverages, Cook's distances and the
 RESET sums. Nothing n-long is allocated, and blocks go to one thread per core.
 
+Both sweeps also run partition by partition (a Dask worker, one thread): ``partition_moments``
+per partition, ``Moments.merge`` on the client, ``solve_moments``, then ``partition_residuals``
+with the merged fit and ``Residuals.merge``. Every result is a picklable dataclass of numpy arrays.
+
 This is the normal-equations route, so it squares the condition number: ``solve`` returns
 None (the caller then uses the QR analysis of ``regflow.stats.least_squares``) for a constant
 column, a condition number above MAX_CONDITION, or values that are not finite.
@@ -13,6 +17,7 @@ column, a condition number above MAX_CONDITION, or values that are not finite.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -26,7 +31,19 @@ from threadpoolctl import threadpool_limits
 
 from regflow.runtime.cores import usable_cores
 
-__all__ = ["MAX_CONDITION", "Data", "Residuals", "RowMaximum", "Solution", "residuals", "solve"]
+__all__ = [
+    "MAX_CONDITION",
+    "Data",
+    "Moments",
+    "Residuals",
+    "RowMaximum",
+    "Solution",
+    "partition_moments",
+    "partition_residuals",
+    "residuals",
+    "solve",
+    "solve_moments",
+]
 
 # cond^2 * eps stays below 1e-8 here: eight or more correct digits in every statistic.
 MAX_CONDITION = 1e4
@@ -99,17 +116,28 @@ def _in_parallel(work: Callable[[int, int], _T], n: int, rows: int) -> list[_T]:
 
 
 @dataclass
-class _Moments:
-    """Count, means, centred cross products, minima and maxima of some rows."""
+class Moments:
+    """Count, means, centred cross products, minima and maxima of the columns of [X, y]."""
 
     count: int
-    mean: np.ndarray
-    cross: np.ndarray
-    lo: np.ndarray
+    mean: np.ndarray  # [d + 1]
+    cross: np.ndarray  # [d + 1, d + 1]
+    lo: np.ndarray  # [d + 1]; +inf with no rows, NaN where a value is NaN
     hi: np.ndarray
 
-    def merge(self, other: _Moments) -> None:
-        """Chan et al.: combine two groups' centred sums without a far-off origin."""
+    @classmethod
+    def empty(cls, k: int) -> Moments:
+        """No rows: the identity of merge."""
+        return cls(0, np.zeros(k), np.zeros((k, k)), np.full(k, np.inf), np.full(k, -np.inf))
+
+    def merge(self, other: Moments) -> None:
+        """Chan et al.: add another group's rows to these (in place) without a far-off origin."""
+        if other.count == 0:
+            return
+        if self.count == 0:
+            self.count, self.mean, self.cross = other.count, other.mean.copy(), other.cross.copy()
+            self.lo, self.hi = other.lo.copy(), other.hi.copy()
+            return
         total = self.count + other.count
         delta = other.mean - self.mean
         self.cross += other.cross + np.outer(delta, delta) * (self.count * other.count / total)
@@ -118,13 +146,27 @@ class _Moments:
         np.minimum(self.lo, other.lo, out=self.lo)
         np.maximum(self.hi, other.hi, out=self.hi)
 
+    def correlations(self) -> np.ndarray:
+        """Pearson r of each column with the last (y); nan where either is constant."""
+        d = self.mean.shape[0] - 1
+        constant = self.lo == self.hi
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = self.cross[:d, d] / np.sqrt(np.diag(self.cross)[:d] * self.cross[d, d])
+        return np.where(~constant[:d] & ~constant[d], np.clip(r, -1.0, 1.0), np.nan)
 
-def _moments(data: Data, rows: int, start: int, stop: int) -> _Moments:
+    def merged(self, other: Moments) -> Moments:
+        """Both groups' moments, leaving the inputs as they were (for a reduction tree)."""
+        out = copy.deepcopy(self)
+        out.merge(other)
+        return out
+
+
+def _moments(data: Data, rows: int, start: int, stop: int) -> Moments:
     """Sweep 1 over positions start:stop of [X, y]."""
     k = data.d + 1
     block = np.empty((min(rows, stop - start), k), order="F")
     zero = np.zeros(k)
-    total = _Moments(0, np.zeros(k), np.zeros((k, k)), np.full(k, np.inf), np.full(k, -np.inf))
+    total = Moments.empty(k)
     for first in range(start, stop, rows):
         last = min(first + rows, stop)
         body = block[: last - first]
@@ -132,7 +174,7 @@ def _moments(data: Data, rows: int, start: int, stop: int) -> _Moments:
         lo, hi = body.min(axis=0), body.max(axis=0)
         mean = body.mean(axis=0)
         body -= mean
-        total.merge(_Moments(last - first, mean, body.T @ body, lo, hi))
+        total.merge(Moments(last - first, mean, body.T @ body, lo, hi))
     return total
 
 
@@ -176,6 +218,13 @@ class Solution:
         return np.clip(r, -1.0, 1.0)
 
 
+def partition_moments(data: Data) -> Moments:
+    """Sweep 1 over one partition in the calling thread (a Dask worker runs one task per thread)."""
+    rows = _block_rows(data.d + 1)
+    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+        return _moments(data, rows, 0, data.n)
+
+
 def solve(data: Data, *, fit_intercept: bool = True) -> Solution | None:
     """Sweep 1 and the coefficients; None where only the QR analysis is reliable."""
     d, n = data.d, data.n
@@ -187,6 +236,14 @@ def solve(data: Data, *, fit_intercept: bool = True) -> Solution | None:
     moments = parts[0]
     for part in parts[1:]:
         moments.merge(part)
+    return solve_moments(moments, fit_intercept=fit_intercept)
+
+
+def solve_moments(moments: Moments, *, fit_intercept: bool = True) -> Solution | None:
+    """The coefficients from (merged) sweep-1 moments; None where only QR is reliable."""
+    n, d = moments.count, moments.mean.shape[0] - 1
+    if d == 0 or n <= d + 2:
+        return None
     mean, cross = moments.mean, moments.cross
     finite = np.isfinite(cross).all() and np.isfinite(mean).all()
     if not (finite and np.isfinite(moments.lo).all() and np.isfinite(moments.hi).all()):
@@ -238,12 +295,19 @@ class Residuals:
     cooks: RowMaximum = RowMaximum(0, -1.0)  # unscaled: e^2 h / (1 - h)^2
 
     def merge(self, other: Residuals) -> None:
+        """Add another group's rows (in place); the earlier row wins a tie, as in one sweep."""
         for name in ("sse", "e_sum", "q_sum", "q_sq", "q_e", "x_sum", "x_e", "x_q"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.leverage.value > self.leverage.value:
             self.leverage = other.leverage
         if other.cooks.value > self.cooks.value:
             self.cooks = other.cooks
+
+    def merged(self, other: Residuals) -> Residuals:
+        """Both groups' sums and maxima, leaving the inputs as they were."""
+        out = copy.deepcopy(self)
+        out.merge(other)
+        return out
 
 
 def cooks_distance(residuals: np.ndarray, leverage: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -259,9 +323,9 @@ def cooks_distance(residuals: np.ndarray, leverage: np.ndarray, out: np.ndarray)
 
 
 def _residuals(
-    data: Data, fit: Solution, diagnostics: bool, rows: int, start: int, stop: int
+    data: Data, fit: Solution, diagnostics: bool, rows: int, row_offset: int, start: int, stop: int
 ) -> Residuals:
-    """Sweep 2 over positions start:stop."""
+    """Sweep 2 over positions start:stop; reported rows are row_offset + the data's own rows."""
     d = data.d
     size = min(rows, stop - start)
     block = np.empty((size, d + 1), order="F")
@@ -288,10 +352,10 @@ def _residuals(
             part.x_sum = body.sum(axis=0)
             part.x_e = e @ body
             k = int(np.argmax(h))
-            part.leverage = RowMaximum(data.row(first + k), float(h[k]))
+            part.leverage = RowMaximum(row_offset + data.row(first + k), float(h[k]))
             c = cooks_distance(e, h, scratch[:m])
             k = int(np.argmax(c))
-            part.cooks = RowMaximum(data.row(first + k), float(c[k]))
+            part.cooks = RowMaximum(row_offset + data.row(first + k), float(c[k]))
             q = np.multiply(f, f, out=scratch[:m])
             part.q_sum, part.q_sq, part.q_e = float(q.sum()), float(q @ q), float(q @ e)
             part.x_q = q @ body
@@ -303,8 +367,21 @@ def residuals(data: Data, fit: Solution, *, diagnostics: bool = False) -> Residu
     """Sweep 2: the SSE; with diagnostics also leverages, Cook's distances and RESET sums."""
     rows = _block_rows(data.d + 1)
     with np.errstate(all="ignore"):
-        parts = _in_parallel(partial(_residuals, data, fit, diagnostics, rows), data.n, rows)
+        parts = _in_parallel(partial(_residuals, data, fit, diagnostics, rows, 0), data.n, rows)
     total = parts[0]
     for part in parts[1:]:
         total.merge(part)
     return total
+
+
+def partition_residuals(
+    data: Data, fit: Solution, *, diagnostics: bool, row_offset: int = 0
+) -> Residuals:
+    """Sweep 2 over one partition in the calling thread, with the fit of the merged moments.
+
+    row_offset is the partition's first row in the whole data, so that the maxima's rows are
+    global (what the warnings print).
+    """
+    rows = _block_rows(data.d + 1)
+    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+        return _residuals(data, fit, diagnostics, rows, row_offset, 0, data.n)
