@@ -11,9 +11,12 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, ValidationError
 
 from regflow.errors import GateStoppedError, RegflowError
+from regflow.flows.partitioned import train_on_cluster
+from regflow.io.datasets import is_multi_file
 from regflow.registry import ModelVersion
 from regflow.registry.location import check_output_path
 from regflow.runtime import progress
+from regflow.runtime.engine import choose_engine, table_bytes
 from regflow.schemas.params import (
     DataParams,
     GateParams,
@@ -116,7 +119,14 @@ def train(
         check_output_path(params.registry.out, params.registry.registry, folder=True)
         device = select_device(opts.device)
         _tag_run(name, params.model.preset)
-        loaded = unwrap(ingest_task(params.data.path, params.data.name, return_state=True))
+        data_path = params.data.path
+        engine = choose_engine(
+            opts.engine, multi_file=is_multi_file(data_path), table_bytes=table_bytes(data_path)
+        )
+        if engine == "dask":
+            logger.info("engine: dask (%s)", opts.dask_address or "a LocalCluster for this run")
+            return train_on_cluster(params, name, run_id, _unchanged)
+        loaded = unwrap(ingest_task(data_path, params.data.name, return_state=True))
         with progress.step("validate", "validate"):
             valid = unwrap(validate_task(loaded, **params.data.validation(), return_state=True))
         quarantine = quarantine_summary(valid, params.data.max_invalid_fraction)

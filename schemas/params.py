@@ -37,6 +37,7 @@ MODEL_NAME_RULE = (
 Preset = Literal["default", "seed"]
 OptimizerName = Literal["sgd", "adam", "lbfgs"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+EngineName = Literal["auto", "local", "dask"]
 PrecisionChoice = Literal["auto", "float32", "float64"]
 OnInvalid = Literal["fail", "quarantine"]
 
@@ -54,8 +55,10 @@ class ParamsModel(BaseModel):
 class DataParams(ParamsModel):
     """What to read and which columns to model."""
 
-    path: str = Field(
-        description="CSV or Parquet file: a local path or a URL",
+    path: str | list[str] = Field(
+        description="CSV or Parquet data: a file, a directory of files, a glob such as "
+        "'data/part-*.parquet' (quote it) or, from the Python API and deployments, a list "
+        "of files; local paths or URLs",
         json_schema_extra={"cli": "DATA"},
     )
     name: str | None = Field(
@@ -123,6 +126,17 @@ class TrainingParams(ParamsModel):
     lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="learning rate (> 0)")
     epochs: int | None = Field(None, ge=1, le=10_000_000, description="maximum epochs")
     device: DeviceName = Field("auto", description="auto picks cuda, then mps, then cpu")
+    engine: EngineName = Field(
+        "auto",
+        description="where the data is processed: local (in this process), dask (partition by "
+        "partition on a Dask cluster), auto (dask for a directory, glob or several files, or "
+        "data larger than a quarter of memory)",
+    )
+    dask_address: str | None = Field(
+        None,
+        description="the Dask scheduler to use (tcp://host:8786); default: a LocalCluster "
+        "started for the run, one worker process per core",
+    )
     dtype: PrecisionChoice = Field(
         "auto", description="training precision (auto: float32 unless it cannot reach the optimum)"
     )
@@ -288,9 +302,15 @@ class ScoreParams(ParamsModel):
     )
 
 
-def default_model_name(data: str) -> str:
-    """The data file's name without its extension (URLs too), made a valid model name."""
-    stem = PurePosixPath(data.split("?", 1)[0].rstrip("/")).stem or "model"
+def default_model_name(data: str | list[str]) -> str:
+    """The data file's name without its extension (URLs too), made a valid model name; for
+    a glob or a list of files, their folder's name."""
+    if not isinstance(data, str):
+        data = str(PurePosixPath(data[0]).parent) if len(data) > 1 else (data or ["model"])[0]
+    parts = PurePosixPath(data.split("?", 1)[0].rstrip("/")).parts
+    while parts and any(c in parts[-1] for c in "*?["):
+        parts = parts[:-1]  # a glob is named by the folder it searches
+    stem = (PurePosixPath(*parts).stem if parts else "") or "model"
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")[:MAX_MODEL_NAME] or "model"
     return name if re.match(MODEL_NAME_PATTERN, name) else "model"
 
@@ -309,6 +329,8 @@ _NOT_MODEL_SETTINGS = frozenset(
         "min_r2",
         "min_improvement",
         "force",
+        "engine",
+        "dask_address",
     }
 )
 

@@ -29,15 +29,24 @@ from regflow.partitioned.work import (
     describe_or_problem,
     evaluate_partition,
     gate_residuals,
+    qr_residuals,
+    r_factor,
     scan_partition,
 )
 from regflow.runtime import progress as run_progress
 from regflow.runtime.engine import Cluster, map_partitions
 from regflow.schemas.results import Evaluation, GateReport, TrainResult
 from regflow.stats.correlation import spearman_sampled
-from regflow.stats.moment_sweeps import Moments, solve_moments
+from regflow.stats.fit_summary import FitSummary, summary_from_qr, summary_from_sweeps
+from regflow.stats.moment_sweeps import Moments, Residuals, Solution, solve_moments
+from regflow.stats.partition_qr import QRResiduals, QRSolution, merge_r_factors, qr_solution
 from regflow.tasks.evaluate import EXACT_FIT, TRUSTED_CONDITION, check_optimality
-from regflow.tasks.gate import SPEARMAN_MAX_ROWS, SPEARMAN_SEED, gate_from_partitions
+from regflow.tasks.gate import (
+    SPEARMAN_MAX_ROWS,
+    SPEARMAN_SEED,
+    gate_from_partitions,
+    rows_needed,
+)
 from regflow.tasks.outcomes import pipeline_task
 from regflow.tasks.train import TrainConfig, describe_device, select_device
 from regflow.tasks.train_moments import fit_linear_from_moments
@@ -119,6 +128,51 @@ def sample_fraction(rows: int) -> float:
     return 1.0 if rows <= SAMPLE_ROWS else SAMPLE_ROWS / rows
 
 
+Items = list[tuple[Part, np.ndarray]]  # each file with the positions validation set aside
+
+
+def _items(data: Dataset, scans: list[Scanned]) -> Items:
+    return list(zip(data.parts, [s.dropped for s in scans], strict=True))
+
+
+def _qr_fit(
+    cluster: Cluster, items: Items, cols: Columns, moments: Moments, fit_intercept: bool, rows: str
+) -> QRSolution:
+    """The tall-skinny QR route: every file's R factor, merged pairwise on the client."""
+    factors = map_partitions(
+        cluster, _r_factor, items, cols, moments, fit_intercept, rows,
+        label="qr", on_done=_counter("least squares (QR)", len(items)),
+    )  # fmt: skip
+    return qr_solution(merge_r_factors(factors), moments, fit_intercept=fit_intercept)
+
+
+def _gate_summary(
+    cluster: Cluster, items: Items, cols: Columns, moments: Moments, fit_intercept: bool
+) -> FitSummary | None:
+    """Moments where they are trustworthy (well-conditioned), the QR route else; each with
+    a second pass for residual sums, leverage, Cook's distance and the RESET term."""
+    if moments.count < rows_needed(len(cols.features), fit_intercept):
+        return None  # the gate stops on the row count alone
+    fit = solve_moments(moments, fit_intercept=fit_intercept)
+    if fit is not None:
+        sums = map_partitions(
+            cluster, _gate_residuals, items, cols, fit,
+            label="gate", on_done=_counter("gate", len(items)),
+        )  # fmt: skip
+        merged = merge.merge_all(sums)
+        summary = None if merged is None else summary_from_sweeps(fit, merged)
+        if summary is not None:
+            return summary
+    qr = _qr_fit(cluster, items, cols, moments, fit_intercept, "all")
+    qr_sums = map_partitions(
+        cluster, _qr_residuals, items, cols, qr,
+        label="gate", on_done=_counter("gate", len(items)),
+    )  # fmt: skip
+    total = merge.merge_all(qr_sums)
+    assert total is not None  # the table check guarantees rows
+    return summary_from_qr(qr, total)
+
+
 def partitioned_gate(
     cluster: Cluster,
     data: Dataset,
@@ -129,39 +183,53 @@ def partitioned_gate(
     alpha: float,
     fit_intercept: bool,
 ) -> tuple[GateReport, Moments]:
-    """The gate from merged moments and a second pass for leverage, Cook's distance and RESET."""
-    merge.check_scans(data.source, scans, 1.0)
+    """The gate from merged moments, the same decisions and numbers as the local gate's."""
     moments = merge.check_table(data.source, merge.merge_all(s.all for s in scans), cols)
-    fit = solve_moments(moments, fit_intercept=fit_intercept)
-    if fit is None:
-        raise InvalidInputError.single(
-            data.source,
-            "well_conditioned",
-            "the design is ill-conditioned (or a column nearly constant) for the moments route "
-            "of --engine dask; use --engine local for this dataset",
-        )
-    dropped = [s.dropped for s in scans]
-    sums = map_partitions(
-        cluster, _gate_residuals, list(zip(data.parts, dropped, strict=True)), cols, fit,
-        label="gate", on_done=_counter("gate", len(data.parts)),
-    )  # fmt: skip
-    residuals = merge.merge_all(sums)
-    assert residuals is not None  # the table check guarantees rows
+    summary = _gate_summary(cluster, _items(data, scans), cols, moments, fit_intercept)
     sample = merge.merged_sample(scans)
     x = [sample[name].to_numpy(dtype=np.float64) for name in cols.features]
     y = sample[cols.target].to_numpy(dtype=np.float64)
     rhos, _ = spearman_sampled(x, y, SPEARMAN_MAX_ROWS, SPEARMAN_SEED)
     report = gate_from_partitions(
-        moments, residuals, rhos, len(sample), cols.features, cols.target,
+        moments, summary, rhos, len(sample), cols.features, cols.target,
         min_abs_r=min_abs_r, alpha=alpha, fit_intercept=fit_intercept,
     )  # fmt: skip
-    get_run_logger().info("gate %s: %s", report.decision, report.reason)
+    get_run_logger().info(
+        "gate %s: %s (%d warning%s)", report.decision, report.reason, len(report.warnings),
+        "" if len(report.warnings) == 1 else "s",
+    )  # fmt: skip
     return report, moments
 
 
-def _gate_residuals(item: tuple[Part, np.ndarray], cols: Columns, fit: object) -> object:
-    part, dropped = item
-    return gate_residuals(part, cols, dropped, fit)  # type: ignore[arg-type]
+def _gate_residuals(item: tuple[Part, np.ndarray], cols: Columns, fit: Solution) -> Residuals:
+    return gate_residuals(item[0], cols, item[1], fit)
+
+
+def _r_factor(
+    item: tuple[Part, np.ndarray], cols: Columns, moments: Moments, fit_intercept: bool, rows: str
+) -> np.ndarray:
+    return r_factor(item[0], cols, item[1], moments, fit_intercept, rows)
+
+
+def _qr_residuals(item: tuple[Part, np.ndarray], cols: Columns, fit: QRSolution) -> QRResiduals:
+    return qr_residuals(item[0], cols, item[1], fit)
+
+
+def reference_fit(
+    cluster: Cluster,
+    data: Dataset,
+    cols: Columns,
+    scans: list[Scanned],
+    fit_moments: Moments,
+    fit_intercept: bool,
+) -> tuple[Linear, float]:
+    """The float64 least-squares optimum on the fit rows and its condition number."""
+    fit = solve_moments(fit_moments, fit_intercept=fit_intercept)
+    if fit is not None:
+        return Linear(cols.features, fit.coef.tolist(), fit.intercept), fit.condition_number
+    rows = "train" if cols.holdout > 0 else "all"
+    qr = _qr_fit(cluster, _items(data, scans), cols, fit_moments, fit_intercept, rows)
+    return Linear(cols.features, qr.coef.tolist(), qr.intercept), qr.scaled.condition_number
 
 
 def train_from_moments(
@@ -204,28 +272,19 @@ def evaluate(
     aims_at_optimum: bool,
 ) -> tuple[Evaluation, list[Evaluated]]:
     """Pass 3: predictions written by the workers; metrics and the optimum from merged sums."""
-    reference = solve_moments(fit_moments, fit_intercept=trained.fit_intercept)
-    ref_linear = (
-        None
-        if reference is None
-        else Linear(cols.features, reference.coef.tolist(), reference.intercept)
+    reference, condition = reference_fit(
+        cluster, data, cols, scans, fit_moments, trained.fit_intercept
     )
     model = Linear(cols.features, [trained.coefficients[f] for f in cols.features],
                    trained.intercept)  # fmt: skip
-    items = list(zip(data.parts, [s.dropped for s in scans], strict=True))
     parts = map_partitions(
-        cluster, _evaluate, items, cols, model, ref_linear, champion, predictions_dir,
-        label="evaluate", on_done=_counter("evaluate", len(items)),
+        cluster, _evaluate, _items(data, scans), cols, model, reference, champion,
+        predictions_dir, label="evaluate", on_done=_counter("evaluate", len(data.parts)),
     )  # fmt: skip
     metrics = merge.merged_metrics(parts)
     fit_split = "train" if cols.holdout > 0 else "all"
     ref_sums = merge.merge_all(p.reference for p in parts)
-    if reference is None or ref_sums is None:
-        raise InvalidInputError.single(
-            data.source, "well_conditioned",
-            "the least-squares reference is ill-conditioned on the training rows; use "
-            "--engine local for this dataset",
-        )  # fmt: skip
+    assert ref_sums is not None  # the fit rows are never empty
     n_fit = fit_moments.count
     ols_mse = ref_sums.sse / n_fit
     model_mse = metrics[fit_split].mse
@@ -235,14 +294,14 @@ def evaluate(
         metrics=metrics,
         fit_split=fit_split,
         holdout_note=holdout_note,
-        ols_coefficients=dict(zip(cols.features, reference.coef.tolist(), strict=True)),
+        ols_coefficients=dict(zip(cols.features, reference.coef, strict=True)),
         ols_intercept=reference.intercept,
         ols_mse=ols_mse,
         model_mse=model_mse,
         optimality_gap=(model_mse - ols_mse) / ols_mse if ols_mse > EXACT_FIT * scale else None,
         optimality_gap_abs=model_mse - ols_mse,
-        reference_condition_number=reference.condition_number,
-        reference_trusted=reference.condition_number < TRUSTED_CONDITION,
+        reference_condition_number=condition,
+        reference_trusted=condition < TRUSTED_CONDITION,
     )
     check_optimality(evaluation, max_optimality_gap, aims_at_optimum)
     return evaluation, parts

@@ -19,33 +19,30 @@ from regflow.schemas.dataset import CHECK_MESSAGES, MIN_ROWS
 from regflow.schemas.results import Split, SplitMetrics
 from regflow.stats.metrics import MetricSums
 from regflow.stats.moment_sweeps import Moments, Residuals
+from regflow.stats.partition_qr import QRResiduals
 
-_M = TypeVar("_M", Moments, Residuals, MetricSums)
+_M = TypeVar("_M", Moments, Residuals, MetricSums, QRResiduals)
 MAX_PROBLEMS = 200  # one report, however many files fail: the first ones, then a count
 
 
 def merge_all(parts: Iterable[_M | None]) -> _M | None:
-    """Merge in the given (file) order; None for nothing, empty parts skipped."""
+    """Merge in the given (file) order into a new object; None for nothing, empty parts
+    skipped. Workers' results are never changed in place (a retried pass may reuse them)."""
     total: _M | None = None
     for part in parts:
         if part is None or (isinstance(part, Moments | MetricSums) and _count(part) == 0):
             continue
         if total is None:
-            total = _copy(part)
+            total = part
+        elif isinstance(total, MetricSums):
+            total = total.merge(part)  # type: ignore[arg-type]
         else:
-            total.merge(part)  # type: ignore[arg-type]
+            total = total.merged(part)  # type: ignore[arg-type]
     return total
 
 
 def _count(part: Moments | MetricSums) -> int:
     return int(part.count if isinstance(part, Moments) else part.n)
-
-
-def _copy(part: _M) -> _M:
-    # merge() updates in place: never let it touch a worker's result that is reused.
-    import copy
-
-    return copy.deepcopy(part)
 
 
 def check_scans(source: str, scans: Sequence[Scanned], max_invalid_fraction: float) -> None:

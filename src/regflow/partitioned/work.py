@@ -32,6 +32,12 @@ from regflow.stats.moment_sweeps import (
     partition_moments,
     partition_residuals,
 )
+from regflow.stats.partition_qr import (
+    QRResiduals,
+    QRSolution,
+    partition_qr_residuals,
+    partition_r,
+)
 from regflow.stats.splitting import holdout_mask
 
 SAMPLE_SEED = 0x5A3B1E  # the sample's own stream: independent of the holdout's
@@ -70,6 +76,7 @@ class Scanned:
     problems: list[Problem] = field(default_factory=list)
     dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rejected: int = 0  # rows quarantine set aside (dropped holds their positions)
+    by_check: dict[str, int] = field(default_factory=dict)  # rejected rows per failed check
     all: Moments | None = None
     train: Moments | None = None
     holdout: Moments | None = None
@@ -150,6 +157,9 @@ def scan_partition(part: Part, cols: Columns) -> Scanned:
     columns, y, kept = _kept_arrays(frame, cols, dropped)
     held = _split_masks(part, kept, cols)
     result = Scanned(part.index, len(frame), dropped=dropped, rejected=len(dropped))
+    if cols.quarantine and len(dropped):
+        per_check = screened.rejected.drop_duplicates(["row", "check"])["check"].value_counts()
+        result.by_check = {str(k): int(v) for k, v in per_check.items()}
     result.all = _moments(columns, y, None)
     if cols.holdout > 0:
         result.train = _moments(columns, y, np.flatnonzero(~held))
@@ -176,26 +186,39 @@ def _write_quarantine(rejected: pd.DataFrame, part: Part, folder: str) -> None:
     )
 
 
-def _read_kept(
-    part: Part, cols: Columns, dropped: np.ndarray
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    return _kept_arrays(read_partition(part.path), cols, dropped)
-
-
-def gate_residuals(part: Part, cols: Columns, dropped: np.ndarray, fit: Solution) -> Residuals:
-    """Pass 2: the gate's residual sums and maxima (leverage, Cook's distance, RESET) for the
-    coefficients fitted on every row; maxima name global row positions."""
+def _data(part: Part, cols: Columns, dropped: np.ndarray, rows: str = "all") -> Data:
+    """The file's kept rows (or only its training rows) as sweep input, by local position."""
     frame = read_partition(part.path)
     columns = [
         pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-        for name in cols.features
+        for name in [*cols.features, cols.target]
     ]
-    y = pd.to_numeric(frame[cols.target], errors="coerce").to_numpy(dtype=np.float64)
     kept = np.setdiff1d(np.arange(len(frame), dtype=np.int64), dropped, assume_unique=True)
+    if rows == "train":
+        kept = kept[~_split_masks(part, kept, cols)]
     index = None if len(kept) == len(frame) else kept
-    return partition_residuals(
-        Data(columns, y, index), fit, diagnostics=True, row_offset=part.first_row
-    )
+    return Data(columns[:-1], columns[-1], index)
+
+
+def gate_residuals(part: Part, cols: Columns, dropped: np.ndarray, fit: Solution) -> Residuals:
+    """Pass 2 (moment route): the gate's residual sums and maxima (leverage, Cook's distance,
+    RESET) for the coefficients fitted on every row; maxima name global row positions."""
+    data = _data(part, cols, dropped)
+    return partition_residuals(data, fit, diagnostics=True, row_offset=part.first_row)
+
+
+def r_factor(
+    part: Part, cols: Columns, dropped: np.ndarray, moments: Moments, fit_intercept: bool, rows: str
+) -> np.ndarray:
+    """The tall-skinny QR route: this file's R factor (every kept row, or the training rows)."""
+    data = _data(part, cols, dropped, rows)
+    return partition_r(data, moments, fit_intercept=fit_intercept)
+
+
+def qr_residuals(part: Part, cols: Columns, dropped: np.ndarray, fit: QRSolution) -> QRResiduals:
+    """Pass 2 (QR route): residual sums and maxima for the fit read off the merged R."""
+    data = _data(part, cols, dropped)
+    return partition_qr_residuals(data, fit, row_offset=part.first_row)
 
 
 def _predict(columns: list[np.ndarray], model: Linear) -> np.ndarray:

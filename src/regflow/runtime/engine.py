@@ -153,3 +153,19 @@ def _keys(label: str, items: Sequence[Any]) -> list[str]:
 
 def _is_large(value: Any) -> bool:
     return hasattr(value, "nbytes") and int(value.nbytes) > 1 << 20
+
+
+def table_bytes(data: str | Sequence[str]) -> int:
+    """About how many bytes one local file takes in memory (0 where it cannot tell cheaply):
+    Parquet from its footer (rows x columns x 8), CSV from its size (text ~ float64)."""
+    if not isinstance(data, str) or "://" in data or not os.path.isfile(data):
+        return 0
+    if data.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(data).metadata
+        except (OSError, ValueError):
+            return 0  # ingest reports an unreadable file
+        return int(meta.num_rows) * int(meta.num_columns) * 8
+    return os.path.getsize(data)

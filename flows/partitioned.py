@@ -1,0 +1,319 @@
+"""The `train` flow on the dask engine: the same steps, each a pass over the files.
+
+Called by flows/training.py when the engine resolves to dask. Nothing n-long is held here:
+the workers return moments, sums and a bounded sample; predictions and quarantined rows are
+written by the workers, as Parquet parts, straight into the run's staging folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import get_run_logger, runtime
+
+from regflow.errors import GateStoppedError, UsageError
+from regflow.io.datasets import read_partition
+from regflow.partitioned import merge
+from regflow.partitioned.work import Columns, Linear
+from regflow.registry import IntegrityError, Predictor, Registry
+from regflow.registry.errors import NotFoundError
+from regflow.runtime.engine import Cluster, dask_cluster
+from regflow.schemas.frames import ValidatedData
+from regflow.schemas.params import TrainParams
+from regflow.schemas.results import QuarantineSummary, TrainOutcome, UnchangedOutcome
+from regflow.stats.moment_sweeps import Moments
+from regflow.tasks.evaluate import MIN_ROWS_FOR_HOLDOUT
+from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
+from regflow.tasks.outcomes import StepFailed, unwrap
+from regflow.tasks.partitioned import (
+    Dataset,
+    describe_task,
+    partitioned_evaluate_task,
+    partitioned_gate_task,
+    sample_fraction,
+    sample_predictions,
+    scan_task,
+    train_moments_task,
+)
+from regflow.tasks.publish import (
+    PREDICTIONS_DIR,
+    QUARANTINE_DIR,
+    build_card,
+    discard_run,
+    finalize_task,
+    library_versions,
+    open_staging,
+    publish_task,
+    render_plots,
+)
+from regflow.tasks.register import CHAMPION, register_scored_task
+from regflow.tasks.report import gate_stop_report_task, report_task
+from regflow.tasks.train import aims_at_optimum, choose_dtype, resolve_config, select_device
+from regflow.tasks.unchanged import run_fingerprint, unchanged_version
+from regflow.tasks.validate import resolve_columns
+
+PREVIEW_ROWS = 10
+Unchanged = Callable[..., UnchangedOutcome]
+
+
+def _features(data: Dataset, params: TrainParams) -> tuple[list[str], list[str]]:
+    """Features and ignored columns as a local run picks them, from the first file."""
+    first = read_partition(data.parts[0].path)
+    return resolve_columns(first, params.data.target, params.data.features, data.source)
+
+
+def _champion(params: TrainParams, name: str, features: list[str]) -> Linear | None:
+    """The current champion's coefficients, to be scored by the evaluation pass."""
+    try:
+        with Registry.open(params.registry.registry, store=params.registry.registry_store,
+                           create=False) as reg:  # fmt: skip
+            current = reg.get_alias(name, CHAMPION)
+            if current is None:
+                return None
+            champion = reg.load(f"{name}:{current}")
+    except (NotFoundError, IntegrityError):  # no registry, or a champion that fails to verify
+        return None  # the register step decides again and says why
+    return _linear(champion, features)
+
+
+def _linear(champion: Predictor, features: list[str]) -> Linear | None:
+    if not set(champion.encoded_names) <= set(features):
+        return None
+    return Linear(
+        list(champion.encoded_names),
+        champion.weights.coef.tolist(),
+        float(champion.weights.intercept),
+    )
+
+
+def _holdout(params: TrainParams, moments: Moments, scans_train: Moments | None) -> str | None:
+    """Why there is no holdout, or None when there is one (the local rules, on the counts)."""
+    opts = params.training
+    if opts.holdout <= 0:
+        return "no holdout requested: trained and evaluated on all rows"
+    if moments.count < MIN_ROWS_FOR_HOLDOUT:
+        return (
+            f"only {moments.count} rows (< {MIN_ROWS_FOR_HOLDOUT}): no holdout, "
+            "trained and evaluated on all rows"
+        )
+    if scans_train is None or scans_train.count < 3 or scans_train.count == moments.count:
+        return "the holdout rule left no usable split: trained and evaluated on all rows"
+    return None
+
+
+def train_on_cluster(
+    params: TrainParams, name: str, run_id: str | None, unchanged: Unchanged
+) -> TrainOutcome | UnchangedOutcome:
+    """Every step of a training run, partition-wise on a Dask cluster."""
+    if params.data.categorical:
+        raise UsageError("--categorical is not available with --engine dask yet", check="engine")
+    logger = get_run_logger()
+    opts, out = params.training, params.registry
+    source = params.data.name or str(params.data.path)
+    with dask_cluster(opts.dask_address, logger) as cluster:
+        data = unwrap(describe_task(cluster, params.data.path, source, return_state=True))
+        features, ignored = _features(data, params)
+        fingerprint = run_fingerprint(
+            data.sha256, params.model_settings(features), library_versions()["regflow"]
+        )
+        if not out.force:
+            same = unchanged_version(out.registry, name, data.sha256, fingerprint,
+                                     out.registry_store)  # fmt: skip
+            if same is not None:
+                return unchanged(name, *same, data.sha256, fingerprint, run_id)
+        staging, final = open_staging(out.out, name, run_id)
+        try:
+            return _train(params, name, run_id, cluster, data, features, ignored, fingerprint,
+                          (staging, final))  # fmt: skip
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a failed run leaves nothing behind
+            raise
+
+
+def _train(
+    params: TrainParams,
+    name: str,
+    run_id: str | None,
+    cluster: Cluster,
+    data: Dataset,
+    features: list[str],
+    ignored: list[str],
+    fingerprint: str,
+    staged_paths: tuple[Path, Path],
+) -> TrainOutcome:
+    logger = get_run_logger()
+    opts, out, target = params.training, params.registry, params.data.target
+    staging = staged_paths[0]
+    quarantining = params.data.on_invalid == "quarantine"
+    cols = Columns(
+        features=features,
+        target=target,
+        quarantine=quarantining,
+        holdout=opts.holdout,
+        seed=opts.seed,
+        sample_fraction=sample_fraction(data.rows),
+        quarantine_dir=str(staging / QUARANTINE_DIR) if quarantining else None,
+    )
+    scans = unwrap(scan_task(cluster, data, cols, return_state=True))
+    source = data.source
+    merge.check_scans(source, scans, params.data.max_invalid_fraction)
+    report, moments = unwrap(
+        partitioned_gate_task(
+            cluster, data, cols, scans, **params.gate_options(), return_state=True
+        )
+    )
+    if not report.passed:
+        gate_stop_report_task(name, report)
+        emit_gate_stopped(name, report)
+        raise StepFailed(GateStoppedError(report, report.reason))
+    train_moments = merge.merge_all(s.train for s in scans)
+    no_holdout = _holdout(params, moments, train_moments)
+    if no_holdout is not None:
+        cols, train_moments = replace(cols, holdout=0.0), moments
+        note = no_holdout
+    else:
+        assert train_moments is not None
+        held = moments.count - train_moments.count
+        note = (
+            f"holdout: {held} of {moments.count} rows ({held / moments.count:.0%}, seed "
+            f"{opts.seed}) never seen in training"
+        )
+    precision, why = choose_dtype(
+        opts.dtype, condition_number=report.condition_number,
+        r_squared=report.multiple_r**2,
+        device=select_device(opts.device),
+    )  # fmt: skip
+    logger.info("precision: %s", why)
+    config = resolve_config(params.model.preset, **params.training_options(precision))
+    trained = unwrap(
+        train_moments_task(train_moments, features, config, opts.device, name, return_state=True)
+    )
+    champion = _champion(params, name, features)
+    evaluation, parts = unwrap(
+        partitioned_evaluate_task(
+            cluster, data, cols, scans, trained, train_moments, champion,
+            str(staging / PREDICTIONS_DIR), holdout_note=note,
+            max_optimality_gap=opts.max_optimality_gap,
+            aims_at_optimum=aims_at_optimum(config), return_state=True,
+        )
+    )  # fmt: skip
+    sample = merge.merged_sample(scans)
+    preview = sample_predictions(sample, cols, trained)
+    valid = ValidatedData(
+        frame=sample.loc[:, [*features, target]],
+        features=features,
+        target=target,
+        source=source,
+        sha256=data.sha256,
+        format=data.format,
+        ignored_columns=ignored,
+        rows_read=sum(s.rows_read for s in scans),
+    )
+    train_rows = np.flatnonzero(~sample["__holdout"].to_numpy(dtype=bool)) if cols.holdout else None
+    card = build_card(
+        name=name, data=valid, gate=report, trained=trained, evaluation=evaluation,
+        parameters=params.flat(), flow_run_id=run_id, flow_run_name=runtime.flow_run.name,
+        fingerprint=fingerprint, train_rows=train_rows,
+    )  # fmt: skip
+    rejected = sum(s.rejected for s in scans)
+    card = card.model_copy(
+        update={"data": card.data.model_copy(
+            update={"rows": moments.count, "rows_quarantined": rejected}
+        )}
+    )  # fmt: skip
+    images = render_plots(valid.frame, trained, target, preview)
+    staged = unwrap(
+        publish_task(out.out, card, trained, None, images, None, staged_paths, return_state=True)
+    )
+    eval_split = "holdout" if cols.holdout else "all"
+    challenger = evaluation.metrics[eval_split]
+    champion_sums = merge.merge_all(p.champion for p in parts)
+    champion_scores = (
+        None if champion_sums is None else _scores(champion_sums.to_split_metrics("all"))
+    )
+    eval_moments = moments if not cols.holdout else merge.merge_all(s.holdout for s in scans)
+    variance = (
+        0.0 if eval_moments is None else float(eval_moments.cross[-1, -1]) / eval_moments.count
+    )
+
+    def score(current: Predictor) -> dict[str, float] | None:
+        scored = _linear(current, features)
+        return champion_scores if scored == champion else None
+
+    try:
+        version, promotion, location = unwrap(
+            register_scored_task(
+                out.registry, name, staged.staging_dir, staged.final_dir, card.signature,
+                _scores(challenger), score, eval_split, target_variance=variance,
+                min_r2=out.min_r2, min_improvement=out.min_improvement, actor=run_id,
+                link_files=True, store=out.registry_store, return_state=True,
+            )
+        )  # fmt: skip
+    except BaseException:
+        discard_run(staged)
+        raise
+    published = finalize_task(staged)
+    emit_model_registered(name, version.version, version.ref, run_id)
+    if promotion.promoted:
+        emit_model_promoted(
+            name, version.version, promotion.champion_before, promotion.decision.reason
+        )
+    quarantine = _quarantine(scans, params.data.max_invalid_fraction) if quarantining else None
+    try:
+        report_task(
+            name, report, trained, evaluation, preview, images, promotion, version.ref, quarantine
+        )
+    except Exception as err:
+        logger.warning("registered %s, but its report artifacts failed: %s", version.ref, err)
+    return TrainOutcome(
+        model=name,
+        flow_run_id=run_id,
+        flow_run_name=runtime.flow_run.name,
+        data_sha256=data.sha256,
+        features=features,
+        target=target,
+        ignored_columns=ignored,
+        text_columns=[],
+        categorical={},
+        dtype_reason=why,
+        gate=report,
+        training=trained,
+        evaluation=evaluation,
+        paths=published,
+        predictions_preview=preview.head(PREVIEW_ROWS).to_dict("records"),
+        registry=location,
+        model_version=version.version,
+        model_ref=version.ref,
+        promoted=promotion.promoted,
+        champion_before=promotion.champion_before,
+        champion_after=promotion.champion_after,
+        promotion=promotion.decision.model_dump(),
+        quarantine=quarantine,
+    )
+
+
+def _scores(metrics: Any) -> dict[str, float]:
+    return {"mse": metrics.mse, "rmse": metrics.rmse, "mae": metrics.mae, "r2": metrics.r2,
+            "n": float(metrics.n)}  # fmt: skip
+
+
+def _quarantine(scans: list[Any], max_invalid_fraction: float) -> QuarantineSummary:
+    read = sum(s.rows_read for s in scans)
+    rejected = sum(s.rejected for s in scans)
+    by_check: dict[str, int] = {}
+    for scan in scans:
+        for check, count in scan.by_check.items():
+            by_check[check] = by_check.get(check, 0) + count
+    return QuarantineSummary(
+        rows_read=read,
+        rows_rejected=rejected,
+        rows_used=read - rejected,
+        fraction=rejected / read if read else 0.0,
+        max_invalid_fraction=max_invalid_fraction,
+        by_check=by_check,
+    )
