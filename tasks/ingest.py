@@ -1,4 +1,5 @@
-"""Ingest: read a CSV or Parquet dataset from a local path or an fsspec URL, with its SHA-256."""
+"""Ingest: read a CSV or Parquet dataset from a local path or an fsspec URL, with its SHA-256;
+a directory, glob or list of files is read through regflow.io.datasets."""
 
 from __future__ import annotations
 

@@ -134,8 +134,10 @@ def test_directory_is_searched_below_for_hive_style_folders(tmp_path: Path) -> N
     assert len(expand_dataset(f"{tmp_path}/table/**/*.parquet")) == 2
 
 
-def test_nothing_matched_names_the_pattern(tmp_path: Path) -> None:
-    pattern = f"{tmp_path}/nothing-*.parquet"
+@pytest.mark.usefixtures("memory_fs")
+@pytest.mark.parametrize("where", ["{tmp}/nothing-*.parquet", "memory://ds/nothing-*.parquet"])
+def test_nothing_matched_names_the_pattern(tmp_path: Path, where: str) -> None:
+    pattern = where.format(tmp=tmp_path)
     with pytest.raises(InvalidInputError) as err:
         expand_dataset(pattern)
     assert err.value.exit_code == 2 and err.value.source == pattern

@@ -99,9 +99,10 @@ def _remote_files(source: str) -> list[str]:
     filesystem, path = open_filesystem(source)
     try:
         if _has_glob(source):
-            matched = [
-                p for p in filesystem.glob(path) if _not_hidden(p) and not filesystem.isdir(p)
-            ]
+            # With details: whether each match is a file, without one more request each.
+            found = filesystem.glob(path, detail=True)
+            matched = [p for p, info in found.items() if info["type"] != "directory"]
+            matched = [p for p in matched if _not_hidden(p)]
             what = "the pattern matches no file"
         elif _is_directory(source):
             matched = [
