@@ -15,14 +15,29 @@ from regflow.schemas.results import Split
 
 
 @dataclass(frozen=True)
+class DatasetFile:
+    """One file of a multi-file dataset: its bytes' SHA-256 and the columns it holds, with
+    each column's pandas dtype as a read of that file gives it (regflow.io.datasets)."""
+
+    path: str
+    size: int
+    sha256: str
+    rows: int
+    columns: tuple[str, ...]
+    dtypes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class LoadedData:
-    """The table as ingest read it, with the file's SHA-256 fingerprint."""
+    """The table as ingest read it, with the file's SHA-256 fingerprint (for a multi-file
+    dataset: the fingerprint of its files' SHA-256, and the files themselves)."""
 
     frame: pd.DataFrame
     source: str
     format: str
     sha256: str
     n_bytes: int
+    files: tuple[DatasetFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,8 @@ class ValidatedData:
     levels: dict[str, list[str]] = field(default_factory=dict)
     # Ignored columns that are not numeric: the summary suggests --categorical for them.
     text_columns: list[str] = field(default_factory=list)
+    # A multi-file dataset's files (the model card lists them); empty for one file.
+    files: tuple[DatasetFile, ...] = ()
 
     @property
     def numeric_features(self) -> list[str]:

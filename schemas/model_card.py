@@ -69,13 +69,36 @@ class Signature(BaseModel):
         return [c.name for c in self.features if c.kind == "numeric"]
 
 
+class DataFile(BaseModel):
+    """One file of a multi-file dataset, as it was read."""
+
+    path: str
+    size: int
+    sha256: str
+    rows: int
+
+
 class DataInfo(BaseModel):
     source: str
     format: str
-    sha256: str = Field(description="SHA-256 of the dataset's bytes as read")
+    sha256: str = Field(
+        description="SHA-256 of the dataset's bytes as read; for several files, of their "
+        "SHA-256 in path order (regflow.io.datasets.dataset_sha256)"
+    )
     rows: int
     columns: list[str]
     rows_quarantined: int = Field(default=0, description="rows set aside as invalid")
+    files: list[DataFile] | None = Field(
+        default=None, description="a multi-file dataset's files, in path order"
+    )
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # One file: the card reads as it did before datasets had several files.
+        data: dict[str, Any] = handler(self)
+        if self.files is None:
+            data.pop("files", None)
+        return data
 
 
 class Coefficients(BaseModel):

@@ -32,6 +32,7 @@ from regflow.schemas.model_card import (
     WEIGHTS_FILE,
     Coefficients,
     ColumnSpec,
+    DataFile,
     DataInfo,
     ModelCard,
     Signature,
@@ -93,6 +94,10 @@ def build_card(
             rows=len(data.frame),
             rows_quarantined=data.rows_rejected,
             columns=[*data.features, data.target],
+            files=[
+                DataFile(path=f.path, size=f.size, sha256=f.sha256, rows=f.rows) for f in data.files
+            ]
+            or None,
         ),
         training={
             "device": trained.device,

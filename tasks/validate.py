@@ -154,6 +154,7 @@ def validate_dataset(
         ignored_columns=ignored,
         rows_read=len(data.frame),
         rejected=rejected,
+        files=data.files,
     )
 
 

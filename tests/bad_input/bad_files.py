@@ -58,8 +58,9 @@ def _parquet(name: str, table: pa.Table) -> Writer:
 
 
 def _directory(folder: Path) -> Path:
-    path = folder / "folder.csv"  # a directory with a data file's name
+    path = folder / "folder.csv"  # a directory with a data file's name, holding no data file
     path.mkdir()
+    (path / "_SUCCESS").write_bytes(b"")
     return path
 
 
@@ -165,7 +166,14 @@ TRAIN_CASES = [
         "y",
         also=["semicolon-separated"],
     ),
-    Case("directory", _directory, "is_file", None),
+    Case("directory", _directory, "dataset_files", None, also=["no .csv or .parquet"]),
+    Case(
+        "glob_matches_nothing",
+        lambda folder: f"{folder}/part-*.parquet",
+        "dataset_files",
+        None,
+        also=["matches no file"],
+    ),
     Case("missing_file", lambda folder: folder / "absent.csv", "file_exists", None),
     Case("unknown_url_scheme", lambda folder: "nosuch://host/data.csv", "url_scheme", None),
     Case("unsupported_extension", _text("q.xlsx", b"PK\x03\x04"), "file_format", None),

@@ -372,6 +372,24 @@ def _categorical(ctx: Context, city: list[str], *args: str, extra: str = "") -> 
     return ctx.train(data, "--categorical", "city", *args)
 
 
+def _partitions(ctx: Context, odd: Callable[[Path], None]) -> CliResult:
+    """Three good CSV partitions in a folder, then `odd` writes one more that disagrees."""
+    folder = ctx.tmp / "parts"
+    folder.mkdir()
+    for i in range(3):
+        _csv(ctx, f"parts/part-{i}.csv", line_data(10 + i))
+    odd(folder)
+    return ctx.train(folder)
+
+
+def _renamed_partition(folder: Path) -> None:
+    line_data(8).rename(columns={"x": "z"}).to_csv(folder / "part-3.csv", index=False)
+
+
+def _parquet_partition(folder: Path) -> None:
+    line_data(8).to_parquet(folder / "part-3.parquet", index=False)
+
+
 def _data_producers() -> dict[str, Producer]:
     """The first bad_files.py case for each check it has (exit 2 only; `gate` is not a row)."""
     found: dict[str, Producer] = {}
@@ -392,6 +410,8 @@ PRODUCERS: dict[str, Producer] = {
         _csv(ctx, "text.csv", pd.DataFrame({"s": list("abcdef"), "y": range(6)}))
     ),
     "max_invalid_fraction": _quarantine_too_many,
+    "same_schema": lambda ctx: _partitions(ctx, _renamed_partition),
+    "same_format": lambda ctx: _partitions(ctx, _parquet_partition),
     "device_available": lambda ctx: ctx.train(SEED, "--device", other_device()),
     "model_name": lambda ctx: ctx.train(SEED, "--model", "bad name!"),
     "usage": lambda ctx: ctx.train(SEED, "--lr", "-1"),

@@ -74,6 +74,11 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "semi.csv").write_text("x;y\n1;2\n2;4\n")
     (tmp_path / "reserved.csv").write_text("x,predicted\n1,2\n2,4\n")
     (tmp_path / "folder.csv").mkdir()
+    for folder in ("parts", "mixed"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.csv").write_text("x,y\n1,2\n2,4\n3,6\n")
+    (tmp_path / "parts" / "b.csv").write_text("x,y\n4,8\n")
+    pd.DataFrame({"x": [1.0], "y": [2.0]}).to_parquet(tmp_path / "mixed" / "b.parquet")
     pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 5.0]}).to_parquet(
         tmp_path / "t.parquet", index=False
     )
@@ -92,6 +97,11 @@ CASES = [
     ("semi.csv", "y", None, None),
     ("reserved.csv", "predicted", ["x"], None),
     ("t.parquet", "y", ["b"], None),
+    # Multi-file datasets: the first file's header, a glob matching nothing, mixed formats.
+    ("parts", "z", None, None),
+    ("parts/*.csv", "y", ["q"], None),
+    ("nothing-*.csv", "y", None, None),
+    ("mixed", "y", None, None),
 ]
 
 
@@ -114,6 +124,7 @@ def test_preflight_raises_what_the_flow_steps_raise(
 def test_a_good_header_passes_and_unsure_headers_are_left_to_the_flow(files: Path) -> None:
     check_train(DataParams(path=str(files / "bom.csv"), target="y", features=["x"]))
     check_train(DataParams(path=str(files / "t.parquet"), target="y"))
+    check_train(DataParams(path=str(files / "parts"), target="y"))
     # pandas renames empty and duplicate names; a quoted name may span lines; ingest reports
     # an empty file and bad UTF-8 itself.
     for text in (b"x,,y\n", b"x,x,y\n", b'"a\nb",y\n1,2\n', b"", b"\xef\xbb\xbf\n", b"\xff,y\n"):

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from regflow.errors import InvalidInputError
-from regflow.tasks.ingest import _parse_csv, read_table
+from regflow.io.table_reading import parse_csv
+from regflow.tasks.ingest import read_table
 from regflow.tasks.validate import resolve_columns, validate_dataset
 
 
@@ -67,9 +68,9 @@ def test_byte_order_mark_neither_hides_duplicates_nor_joins_a_name(
 ) -> None:
     rows = [b"1,2,3", b"2,3,4", b"3,4,6"]
     with pytest.raises(InvalidInputError) as err:
-        _parse_csv(io.BytesIO(bom + newline.join([b"x,x,y", *rows])), "d.csv", by_path=by_path)
+        parse_csv(io.BytesIO(bom + newline.join([b"x,x,y", *rows])), "d.csv", by_path=by_path)
     assert [(p.check, p.column) for p in err.value.problems] == [("unique_column_names", "x")]
-    frame = _parse_csv(io.BytesIO(bom + newline.join([b"x,z,y", *rows])), "d.csv")
+    frame = parse_csv(io.BytesIO(bom + newline.join([b"x,z,y", *rows])), "d.csv")
     assert list(frame.columns) == ["x", "z", "y"]
 
 

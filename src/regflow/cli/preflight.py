@@ -11,8 +11,10 @@ again anyway.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from regflow.errors import InvalidInputError
+from regflow.io.dataset_files import dataset_label, expand_dataset, is_multi_file
 from regflow.io.sources import (
     UTF8_BOM,
     check_local_file,
@@ -27,10 +29,16 @@ from regflow.schemas.params import DataParams, ScoreParams, default_model_name
 HEADER_MAX_BYTES = 4 << 20  # a header longer than this is left to the flow
 
 
-def check_data(source: str, name: str | None = None) -> str | None:
+def check_data(source: str | Sequence[str], name: str | None = None) -> str | None:
     """The local file's format (as ingest checks it, in its order), or None for a URL.
 
-    Errors name the data `name` when given, as ingest does."""
+    Errors name the data `name` when given, as ingest does. A multi-file dataset is checked
+    by check_dataset."""
+    if is_multi_file(source):
+        first = check_dataset(source)
+        return None if first is None else first[1]
+    if not isinstance(source, str):
+        source = source[0]  # one path in a list is that file
     try:
         if is_remote(source):
             detect_format(source)  # the syntax only: reading it is a network round trip
@@ -44,16 +52,40 @@ def check_data(source: str, name: str | None = None) -> str | None:
     return fmt
 
 
+def check_dataset(source: str | Sequence[str]) -> tuple[str, str] | None:
+    """A local multi-file dataset's first file and format, after the checks its names
+    decide: a glob or folder that holds no data file (`dataset_files`), mixed formats
+    (`same_format`) and, for each listed file, ingest's file checks. Errors name the file
+    or pattern, as ingest's do; a dataset with a URL in it is left to the flow."""
+    sources = [source] if isinstance(source, str) else list(source)
+    if any(is_remote(s) for s in sources):
+        return None
+    files = expand_dataset(source)
+    formats = [check_local_file(path) for path in files]
+    for path, _ in formats:
+        with open(path, "rb"):  # unreadable: the OSError ends the command (exit 1)
+            pass
+    return formats[0]
+
+
 def check_train(data: DataParams) -> None:
-    """File checks, then the header's column checks (target, --features, --categorical)."""
-    fmt = check_data(data.path, data.name)
-    if fmt is None:
-        return
-    path = local_path(data.path)
+    """File checks, then the header's column checks (target, --features, --categorical);
+    of a multi-file dataset, its first file's header (check_same_schema holds the others
+    to it)."""
+    if is_multi_file(data.path):
+        first = check_dataset(data.path)
+        if first is None:
+            return
+        path, fmt = first
+    else:
+        single = check_data(data.path, data.name)
+        if single is None:
+            return
+        path, fmt = local_path(data.path), single
     columns = csv_columns(path) if fmt == "csv" else parquet_columns(path)
     if columns is None:
         return
-    source = data.name or data.path
+    source = data.name or dataset_label(data.path)
     problems = header_problems(columns, data.target, data.features, source, data.categorical)
     if problems:
         raise InvalidInputError(source, problems)

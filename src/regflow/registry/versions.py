@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, func, insert, select, update
@@ -33,7 +34,7 @@ from regflow.registry.rows import (
 )
 from regflow.registry.store import MANIFEST_FILE, sha256_bytes
 from regflow.runtime.faults import kill_point
-from regflow.schemas.model_card import CARD_FILE, WEIGHTS_FILE, ModelCard
+from regflow.schemas.model_card import CARD_FILE, WEIGHTS_FILE, DataInfo, ModelCard
 
 MANIFEST_FORMAT = 1
 _REGISTER_ATTEMPTS = 5
@@ -94,11 +95,7 @@ class VersionsMixin(RegistryBase):
             "run_dir": recorded_run_dir or str(run_dir.resolve()),
             "card_name": card.name,
             "fingerprint": card.fingerprint,
-            "data": {
-                "source": card.data.source,
-                "sha256": card.data.sha256,
-                "rows": card.data.rows,
-            },
+            "data": _data_lineage(card.data),
             "library_versions": card.library_versions,
         }
         record = {
@@ -228,6 +225,14 @@ class VersionsMixin(RegistryBase):
 
 
 # -- the run folder ------------------------------------------------------------------------
+
+
+def _data_lineage(data: DataInfo) -> dict[str, Any]:
+    """The data a version was trained on; a multi-file dataset's files too."""
+    lineage: dict[str, Any] = {"source": data.source, "sha256": data.sha256, "rows": data.rows}
+    if data.files is not None:
+        lineage["files"] = [f.model_dump(mode="json") for f in data.files]
+    return lineage
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
