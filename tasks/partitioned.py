@@ -35,7 +35,7 @@ from regflow.partitioned.work import (
 )
 from regflow.runtime import progress as run_progress
 from regflow.runtime.engine import Cluster, map_partitions
-from regflow.schemas.results import Evaluation, GateReport, TrainResult
+from regflow.schemas.results import Evaluation, GateReport, Split, TrainResult
 from regflow.stats.correlation import spearman_sampled
 from regflow.stats.fit_summary import FitSummary, summary_from_qr, summary_from_sweeps
 from regflow.stats.moment_sweeps import Moments, Residuals, Solution, solve_moments
@@ -282,7 +282,7 @@ def evaluate(
         predictions_dir, label="evaluate", on_done=_counter("evaluate", len(data.parts)),
     )  # fmt: skip
     metrics = merge.merged_metrics(parts)
-    fit_split = "train" if cols.holdout > 0 else "all"
+    fit_split: Split = "train" if cols.holdout > 0 else "all"
     ref_sums = merge.merge_all(p.reference for p in parts)
     assert ref_sums is not None  # the fit rows are never empty
     n_fit = fit_moments.count

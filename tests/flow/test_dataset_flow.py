@@ -30,6 +30,7 @@ def test_a_folder_of_files_trains_and_lists_them(tmp_path: Path) -> None:
         data=str(folder),
         target="y",
         model="weekly",
+        engine="local",  # the dask engine has its own tests (test_dask_engine.py)
         out=str(tmp_path / "runs"),
         registry=str(registry),
         return_state=True,

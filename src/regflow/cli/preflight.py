@@ -81,7 +81,8 @@ def check_train(data: DataParams) -> None:
         single = check_data(data.path, data.name)
         if single is None:
             return
-        path, fmt = local_path(data.path), single
+        only = data.path if isinstance(data.path, str) else data.path[0]
+        path, fmt = local_path(only), single
     columns = csv_columns(path) if fmt == "csv" else parquet_columns(path)
     if columns is None:
         return

@@ -35,9 +35,9 @@ def merge_all(parts: Iterable[_M | None]) -> _M | None:
         if total is None:
             total = part
         elif isinstance(total, MetricSums):
-            total = total.merge(part)  # type: ignore[arg-type]
+            total = total.merge(part)
         else:
-            total = total.merged(part)  # type: ignore[arg-type]
+            total = total.merged(part)
     return total
 
 

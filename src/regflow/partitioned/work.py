@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.io.datasets import DatasetFile, describe_file, read_partition
+from regflow.runtime.faults import kill_once
 from regflow.schemas.dataset import screen_frame, validate_frame
 from regflow.stats.metrics import MetricSums
 from regflow.stats.moment_sweeps import (
@@ -241,6 +242,7 @@ def evaluate_partition(
     residual, split: the columns of a local run's predictions), and metric sums per split
     for the model, for the float64 reference (on the training rows) and for the champion
     (on the evaluation rows)."""
+    kill_once(f"dask:evaluate:{part.index}")
     frame = read_partition(part.path)
     columns, y, kept = _kept_arrays(frame, cols, dropped)
     held = _split_masks(part, kept, cols)

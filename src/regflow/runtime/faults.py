@@ -24,3 +24,20 @@ def kill_point(name: str) -> None:
     """SIGKILL this process when REGFLOW_TEST_KILL_AT names `name`."""
     if os.environ.get(KILL_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+KILL_ONCE_ENV = "REGFLOW_TEST_KILL_ONCE"  # a point, e.g. dask:evaluate:7 (pass and partition)
+KILL_MARKER_ENV = "REGFLOW_TEST_KILL_MARKER"  # a file created by the one kill
+
+
+def kill_once(name: str) -> None:
+    """SIGKILL this process the first time any process reaches `name` (a Dask worker: the
+    scheduler then runs the partition again elsewhere, where the marker stops a second kill)."""
+    marker = os.environ.get(KILL_MARKER_ENV)
+    if os.environ.get(KILL_ONCE_ENV) != name or not marker:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)

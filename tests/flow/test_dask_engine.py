@@ -1,0 +1,166 @@
+"""The dask engine against the local one on the same rows: a real LocalCluster of 2 worker
+processes, a dataset of 40 Parquet files made here, and the same data as one file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regflow.flows.training import train
+from regflow.registry import Registry
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+FILES = 40
+COEF = np.array([2.0, -1.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def cluster_address() -> Iterator[str]:
+    """Two single-threaded worker processes, as the engine's own LocalCluster would have."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
+        yield cluster.scheduler_address
+
+
+def write_dataset(folder: Path, seed: int = 3, rows: tuple[int, int] = (150, 350)) -> pd.DataFrame:
+    """FILES Parquet files of uneven sizes, and the whole table in their order."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    parts = []
+    for i in range(FILES):
+        n = int(rng.integers(*rows))
+        x = rng.normal(size=(n, 3)) * [1.0, 3.0, 0.2] + [0.0, 5.0, -1.0]
+        frame = pd.DataFrame(x, columns=["a", "b", "c"])
+        frame["y"] = x @ COEF + 4.0 + rng.normal(0, 0.5, n)
+        frame.to_parquet(folder / f"part-{i:03d}.parquet", index=False)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def run(tmp_path: Path, data: str, engine: str, **options: Any) -> Any:
+    state = train(
+        data=data,
+        target="y",
+        model="sales",
+        engine=engine,
+        dtype="float64",
+        out=str(tmp_path / "runs"),
+        registry=str(tmp_path / f"registry-{engine}"),
+        return_state=True,
+        **options,
+    )
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def test_dask_equals_local_on_the_same_rows(tmp_path: Path, cluster_address: str) -> None:
+    whole = write_dataset(tmp_path / "parts")
+    single = tmp_path / "whole.parquet"
+    whole.to_parquet(single, index=False)
+
+    local = run(tmp_path, str(single), "local")
+    dask = run(tmp_path, str(tmp_path / "parts"), "dask", dask_address=cluster_address)
+
+    # The gate: r, R, p-values and the condition number from merged moments.
+    for mine, theirs in zip(dask.gate.features, local.gate.features, strict=True):
+        assert rel(mine.r, theirs.r) < 1e-10 and rel(mine.p_value, theirs.p_value) < 1e-10
+        assert rel(mine.spearman, theirs.spearman) < 1e-10  # every row is in the sample
+    assert rel(dask.gate.multiple_r, local.gate.multiple_r) < 1e-10
+    assert rel(dask.gate.condition_number, local.gate.condition_number) < 1e-10
+    assert [w.kind for w in dask.gate.warnings] == [w.kind for w in local.gate.warnings]
+    assert dask.gate.decision == local.gate.decision == "passed"
+
+    # The same holdout rows, the same float64 optimum on the training rows.
+    assert dask.evaluation.holdout_note == local.evaluation.holdout_note
+    assert dask.evaluation.metrics["holdout"].n == local.evaluation.metrics["holdout"].n
+    for name, value in local.evaluation.ols_coefficients.items():
+        assert rel(dask.evaluation.ols_coefficients[name], value) < 1e-10
+    assert rel(dask.evaluation.ols_mse, local.evaluation.ols_mse) < 1e-10
+
+    # The trained model (float64, from the moments vs from the rows) and its metrics.
+    for name, value in local.training.coefficients.items():
+        assert rel(dask.training.coefficients[name], value) < 1e-8
+    for split, metrics in local.evaluation.metrics.items():
+        assert rel(dask.evaluation.metrics[split].mse, metrics.mse) < 1e-8
+        assert dask.evaluation.metrics[split].n == metrics.n
+
+    # Predictions: a Parquet part per file, written by the workers, same rows and labels.
+    folder = Path(dask.paths.predictions)
+    parts = sorted(folder.glob("part-*.parquet"))
+    assert len(parts) == FILES
+    mine_pred = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    theirs_pred = pd.read_parquet(local.paths.predictions)
+    assert list(mine_pred.columns) == list(theirs_pred.columns)
+    assert (mine_pred["split"].astype(str) == theirs_pred["split"].astype(str)).all()
+    np.testing.assert_array_equal(mine_pred["true"], theirs_pred["true"])
+    np.testing.assert_allclose(mine_pred["predicted"], theirs_pred["predicted"], rtol=1e-8)
+
+    # Registered with the file list; the registry verifies every part.
+    card = json.loads(Path(dask.paths.card).read_text())
+    assert len(card["data"]["files"]) == FILES and card["data"]["rows"] == len(whole)
+    with Registry.open(str(tmp_path / "registry-dask")) as reg:
+        assert reg.resolve(dask.model_ref).data_sha256 == dask.data_sha256
+        assert reg.verify() == []
+        assert reg.get_alias("sales", "champion") == dask.model_version
+
+
+def test_seed_preset_follows_the_same_trajectory(tmp_path: Path, cluster_address: str) -> None:
+    """The tutorial's full-batch SGD from the statistics: the same losses, epoch by epoch."""
+    folder = tmp_path / "tutorial"
+    folder.mkdir()
+    x, y = [1.0, 2.0, 3.0, 3.5], [2.0, 4.0, 6.0, 7.0]
+    for i in range(4):
+        pd.DataFrame({"x": [x[i]], "y": [y[i]]}).to_parquet(folder / f"p{i}.parquet")
+    pd.DataFrame({"x": x, "y": y}).to_parquet(tmp_path / "seed.parquet")
+    options = {"preset": "seed", "features": ["x"]}
+    local = run(tmp_path, str(tmp_path / "seed.parquet"), "local", **options)
+    dask = run(tmp_path, str(folder), "dask", dask_address=cluster_address, **options)
+    np.testing.assert_allclose(dask.training.losses, local.training.losses, rtol=1e-12)
+    assert rel(dask.training.coefficients["x"], local.training.coefficients["x"]) < 1e-12
+
+
+def test_quarantine_per_partition(tmp_path: Path, cluster_address: str) -> None:
+    """Invalid rows in two files are set aside; one folder of Parquet parts lists them."""
+    folder = tmp_path / "parts"
+    write_dataset(folder)
+    for i, row in ((3, 7), (20, 0)):
+        path = folder / f"part-{i:03d}.parquet"
+        frame = pd.read_parquet(path)
+        frame.loc[row, "b"] = np.nan
+        frame.to_parquet(path, index=False)
+    outcome = run(
+        tmp_path, str(folder), "dask", dask_address=cluster_address,
+        on_invalid="quarantine", max_invalid_fraction=0.01,
+    )  # fmt: skip
+    assert outcome.quarantine.rows_rejected == 2
+    assert outcome.quarantine.by_check == {"not_nullable": 2}
+    parts = sorted(Path(outcome.paths.quarantine).glob("part-*.parquet"))
+    rejected = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    assert sorted(zip(rejected["file"].map(lambda f: Path(f).name), rejected["row"])) == [
+        ("part-003.parquet", 8),
+        ("part-020.parquet", 1),
+    ]
+
+
+def test_a_run_starts_and_closes_its_own_cluster(tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    write_dataset(folder, rows=(30, 40))
+    outcome = run(tmp_path, str(folder / "part-0[0-4]*.parquet"), "auto")  # a glob: dask
+    assert outcome.evaluation.metrics["all"].n == sum(
+        len(pd.read_parquet(p)) for p in sorted(folder.glob("part-0[0-4]*.parquet"))
+    )
