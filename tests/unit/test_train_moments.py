@@ -86,10 +86,12 @@ def test_standardised_presets_reach_fit_linears_model_and_the_optimum(options: d
     assert rows.standardization.y_scale == pytest.approx(moments.standardization.y_scale)
     optimum = _least_squares(frame, features, config.fit_intercept)
     got = np.array(list(moments.coefficients.values()))
-    np.testing.assert_allclose(got, list(rows.coefficients.values()), rtol=2e-4, atol=2e-4)
-    np.testing.assert_allclose(got, optimum[: len(features)], rtol=2e-4, atol=2e-4)
+    # Largest differences found: 1.1e-5 from fit_linear (without an intercept, where its
+    # float32 residuals stop 1.1e-5 short of the optimum), 7e-7 from the optimum.
+    np.testing.assert_allclose(got, list(rows.coefficients.values()), rtol=5e-5)
+    np.testing.assert_allclose(got, optimum[: len(features)], rtol=5e-6)
     if config.fit_intercept:
-        assert moments.intercept == pytest.approx(optimum[-1], rel=2e-4)
+        assert moments.intercept == pytest.approx(optimum[-1], rel=5e-6)
     else:
         assert moments.intercept == 0.0 and moments.bias_trained == 0.0
     assert moments.stop_reason.startswith("early stop") or moments.epochs_run == config.epochs

@@ -101,7 +101,8 @@ class MomentsMSE:
         self.least_loss = rho
 
         def put(values: np.ndarray | float) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(values, dtype=np.float64)).to(device, dtype)
+            # Cast on the CPU first: MPS has no float64 to receive it.
+            return torch.as_tensor(np.asarray(values, dtype=np.float64)).to(dtype).to(device)
 
         self.a = put(k[:d, :d] / n)
         self.m = put(m[:d])
