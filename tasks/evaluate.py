@@ -11,15 +11,24 @@ from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats.fit_summary import reference_fit
 from regflow.stats.linear_predictions import linear_predictions
 from regflow.stats.metrics import split_metrics
+from regflow.stats.splitting import holdout_mask
 from regflow.tasks.outcomes import pipeline_task
 
 MIN_ROWS_FOR_HOLDOUT = 30
+MIN_TRAIN_ROWS = 3  # fewer left to train on: no holdout
 # Below ~8 trustworthy digits in float64 the reference itself is not a reference.
 TRUSTED_CONDITION = 1e8
 EXACT_FIT = 1e-24  # optimum MSE relative to mean(y^2) below which the fit is exact
 
 
-def make_split(n_rows: int, holdout: float, seed: int) -> SplitPlan:
+def make_split(
+    n_rows: int, holdout: float, seed: int, positions: np.ndarray | None = None
+) -> SplitPlan:
+    """Train and holdout rows; `positions` are the rows' global positions (0..n-1 by default).
+
+    Each row is held out or not by holdout_mask, a function of its position and the seed
+    alone, so the rows of a partition get the same split as in the whole table.
+    """
     if holdout <= 0:
         return SplitPlan(
             n_rows, None, None, "no holdout requested: trained and evaluated on all rows"
@@ -32,19 +41,34 @@ def make_split(n_rows: int, holdout: float, seed: int) -> SplitPlan:
             f"only {n_rows} rows (< {MIN_ROWS_FOR_HOLDOUT}): no holdout, "
             "trained and evaluated on all rows",
         )
-    count = min(max(1, round(n_rows * holdout)), n_rows - 3)
-    order = np.random.default_rng(seed).permutation(n_rows)
-    # The same sorted row sets as sorting both halves of the permutation, in O(n): a mask.
-    held = np.zeros(n_rows, dtype=bool)
-    held[order[:count]] = True
-    del order
-    return SplitPlan(
-        n_rows,
-        np.flatnonzero(~held),
-        np.flatnonzero(held),
-        # The share actually held out: the count is capped so that 3 rows are left to train on.
-        f"holdout: {count} of {n_rows} rows ({count / n_rows:.0%}, seed {seed}) never seen in "
-        "training",
+    where = np.arange(n_rows) if positions is None else positions
+    if len(where) != n_rows:
+        raise ValueError(f"{len(where)} positions for {n_rows} rows")
+    held = holdout_mask(where, seed, holdout)
+    count = int(np.count_nonzero(held))
+    kept, note = holdout_outcome(n_rows, count, holdout, seed)
+    if not kept:
+        return SplitPlan(n_rows, None, None, note)
+    return SplitPlan(n_rows, np.flatnonzero(~held), np.flatnonzero(held), note)
+
+
+def holdout_outcome(n_rows: int, held: int, holdout: float, seed: int) -> tuple[bool, str]:
+    """Whether the rows holdout_mask picked make a holdout, and the note that says so.
+
+    Decided from the counts alone, so a partitioned run decides it from summed counts.
+    """
+    asked = f"holdout {holdout:g} of {n_rows} rows, seed {seed}"
+    if held == 0:
+        return False, f"{asked} picked no row: no holdout, trained and evaluated on all rows"
+    if n_rows - held < MIN_TRAIN_ROWS:
+        return False, (
+            f"{asked} left {n_rows - held} rows (< {MIN_TRAIN_ROWS}) to train on: no holdout, "
+            "trained and evaluated on all rows"
+        )
+    # Each row is drawn independently: the share held out is about, not exactly, the fraction.
+    return True, (
+        f"holdout: {held} of {n_rows} rows ({held / n_rows:.0%}; about {holdout:.0%} asked, "
+        f"seed {seed}) never seen in training"
     )
 
 

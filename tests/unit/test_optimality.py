@@ -97,9 +97,3 @@ def test_a_huge_learning_rate_suggests_a_finite_smaller_one(optimizer: str) -> N
     suggested = re.search(r"--lr (\S+)$", str(caught.value))
     assert suggested is not None
     assert math.isfinite(float(suggested[1])) and float(suggested[1]) <= 1.0
-
-
-def test_the_holdout_note_reports_the_share_actually_held_out() -> None:
-    plan = make_split(50, 0.99, 0)
-    assert plan.holdout_rows is not None and len(plan.holdout_rows) == 47
-    assert "47 of 50 rows (94%" in plan.note
