@@ -27,7 +27,7 @@ from regflow.schemas.frames import ValidatedData
 from regflow.schemas.params import TrainParams
 from regflow.schemas.results import QuarantineSummary, TrainOutcome, UnchangedOutcome
 from regflow.stats.moment_sweeps import Moments
-from regflow.tasks.evaluate import MIN_ROWS_FOR_HOLDOUT
+from regflow.tasks.evaluate import holdout_outcome, no_holdout_reason
 from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
 from regflow.tasks.outcomes import StepFailed, unwrap
 from regflow.tasks.partitioned import (
@@ -91,19 +91,14 @@ def _linear(champion: Predictor, features: list[str]) -> Linear | None:
     )
 
 
-def _holdout(params: TrainParams, moments: Moments, scans_train: Moments | None) -> str | None:
-    """Why there is no holdout, or None when there is one (the local rules, on the counts)."""
+def _holdout(params: TrainParams, moments: Moments, train: Moments | None) -> tuple[bool, str]:
+    """Whether there is a holdout, and the note: the local rules, on the merged counts."""
     opts = params.training
-    if opts.holdout <= 0:
-        return "no holdout requested: trained and evaluated on all rows"
-    if moments.count < MIN_ROWS_FOR_HOLDOUT:
-        return (
-            f"only {moments.count} rows (< {MIN_ROWS_FOR_HOLDOUT}): no holdout, "
-            "trained and evaluated on all rows"
-        )
-    if scans_train is None or scans_train.count < 3 or scans_train.count == moments.count:
-        return "the holdout rule left no usable split: trained and evaluated on all rows"
-    return None
+    reason = no_holdout_reason(moments.count, opts.holdout)
+    if reason is not None:
+        return False, reason
+    held = moments.count - (moments.count if train is None else train.count)
+    return holdout_outcome(moments.count, held, opts.holdout, opts.seed)
 
 
 def train_on_cluster(
@@ -172,17 +167,9 @@ def _train(
         emit_gate_stopped(name, report)
         raise StepFailed(GateStoppedError(report, report.reason))
     train_moments = merge.merge_all(s.train for s in scans)
-    no_holdout = _holdout(params, moments, train_moments)
-    if no_holdout is not None:
+    has_holdout, note = _holdout(params, moments, train_moments)
+    if not has_holdout or train_moments is None:
         cols, train_moments = replace(cols, holdout=0.0), moments
-        note = no_holdout
-    else:
-        assert train_moments is not None
-        held = moments.count - train_moments.count
-        note = (
-            f"holdout: {held} of {moments.count} rows ({held / moments.count:.0%}, seed "
-            f"{opts.seed}) never seen in training"
-        )
     precision, why = choose_dtype(
         opts.dtype, condition_number=report.condition_number,
         r_squared=report.multiple_r**2,
@@ -213,6 +200,7 @@ def _train(
         format=data.format,
         ignored_columns=ignored,
         rows_read=sum(s.rows_read for s in scans),
+        files=tuple(data.files),
     )
     train_rows = np.flatnonzero(~sample["__holdout"].to_numpy(dtype=bool)) if cols.holdout else None
     card = build_card(

@@ -29,7 +29,7 @@ from regflow.schemas.params import (
     parameter_error,
 )
 from regflow.schemas.results import TrainOutcome, UnchangedOutcome
-from regflow.tasks.evaluate import evaluate_task, make_split
+from regflow.tasks.evaluate import evaluate_task, kept_positions, make_split
 from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
 from regflow.tasks.gate import gate_task
 from regflow.tasks.ingest import ingest_task
@@ -158,7 +158,7 @@ def train(
         )
         logger.info("precision: %s", why)
         config = resolve_config(params.model.preset, **params.training_options(precision))
-        plan = make_split(len(valid.frame), opts.holdout, opts.seed)
+        plan = make_split(len(valid.frame), opts.holdout, opts.seed, kept_positions(valid))
         trained = unwrap(
             train_task(
                 valid.frame,

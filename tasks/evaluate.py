@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from regflow.errors import TrainingDidNotConvergeError
-from regflow.schemas.frames import SplitPlan
+from regflow.schemas.frames import SplitPlan, ValidatedData
 from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats.fit_summary import reference_fit
 from regflow.stats.linear_predictions import linear_predictions
@@ -21,6 +21,27 @@ TRUSTED_CONDITION = 1e8
 EXACT_FIT = 1e-24  # optimum MSE relative to mean(y^2) below which the fit is exact
 
 
+def no_holdout_reason(n_rows: int, holdout: float) -> str | None:
+    """Why there is no holdout before any row is drawn, or None."""
+    if holdout <= 0:
+        return "no holdout requested: trained and evaluated on all rows"
+    if n_rows < MIN_ROWS_FOR_HOLDOUT:
+        return (
+            f"only {n_rows} rows (< {MIN_ROWS_FOR_HOLDOUT}): no holdout, "
+            "trained and evaluated on all rows"
+        )
+    return None
+
+
+def kept_positions(valid: ValidatedData) -> np.ndarray | None:
+    """The rows' positions in the data as read when quarantine set some aside (the holdout
+    is drawn by position in the file, so setting a row aside moves no other row), else None."""
+    if valid.rejected is None or valid.rejected.empty:
+        return None
+    rejected = valid.rejected["row"].to_numpy(dtype=np.int64) - 1
+    return np.setdiff1d(np.arange(valid.rows_read, dtype=np.int64), rejected)
+
+
 def make_split(
     n_rows: int, holdout: float, seed: int, positions: np.ndarray | None = None
 ) -> SplitPlan:
@@ -29,18 +50,9 @@ def make_split(
     Each row is held out or not by holdout_mask, a function of its position and the seed
     alone, so the rows of a partition get the same split as in the whole table.
     """
-    if holdout <= 0:
-        return SplitPlan(
-            n_rows, None, None, "no holdout requested: trained and evaluated on all rows"
-        )
-    if n_rows < MIN_ROWS_FOR_HOLDOUT:
-        return SplitPlan(
-            n_rows,
-            None,
-            None,
-            f"only {n_rows} rows (< {MIN_ROWS_FOR_HOLDOUT}): no holdout, "
-            "trained and evaluated on all rows",
-        )
+    reason = no_holdout_reason(n_rows, holdout)
+    if reason is not None:
+        return SplitPlan(n_rows, None, None, reason)
     where = np.arange(n_rows) if positions is None else positions
     if len(where) != n_rows:
         raise ValueError(f"{len(where)} positions for {n_rows} rows")

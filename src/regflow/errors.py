@@ -71,7 +71,13 @@ class InvalidInputError(RegflowError):
         head = f"{source}: " if source else ""
         count = len(problems)
         lines = [f"{head}invalid input ({count} problem{'s' if count != 1 else ''})"]
-        lines += [f"  - {p.describe()}" for p in problems]
+        # A problem in one file of a multi-file dataset names that file.
+        lines += [
+            f"  - {p.file}: {p.describe()}"
+            if p.file and p.file != source
+            else f"  - {p.describe()}"
+            for p in problems
+        ]
         super().__init__("\n".join(lines))
 
     @classmethod

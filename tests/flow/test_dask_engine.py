@@ -83,7 +83,7 @@ def test_dask_equals_local_on_the_same_rows(tmp_path: Path, cluster_address: str
     assert rel(dask.gate.multiple_r, local.gate.multiple_r) < 1e-10
     assert rel(dask.gate.condition_number, local.gate.condition_number) < 1e-10
     assert [w.kind for w in dask.gate.warnings] == [w.kind for w in local.gate.warnings]
-    assert dask.gate.decision == local.gate.decision == "passed"
+    assert dask.gate.decision == local.gate.decision == "pass"
 
     # The same holdout rows, the same float64 optimum on the training rows.
     assert dask.evaluation.holdout_note == local.evaluation.holdout_note
@@ -151,7 +151,8 @@ def test_quarantine_per_partition(tmp_path: Path, cluster_address: str) -> None:
     assert outcome.quarantine.by_check == {"not_nullable": 2}
     parts = sorted(Path(outcome.paths.quarantine).glob("part-*.parquet"))
     rejected = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    assert sorted(zip(rejected["file"].map(lambda f: Path(f).name), rejected["row"])) == [
+    names = rejected["file"].map(lambda f: Path(f).name)
+    assert sorted(zip(names, rejected["row"], strict=True)) == [
         ("part-003.parquet", 8),
         ("part-020.parquet", 1),
     ]
