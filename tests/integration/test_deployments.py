@@ -104,7 +104,7 @@ def executed(
 
 def test_deployments_come_from_prefect_yaml(deployed: dict[str, Deployment]) -> None:
     specs = {s.name: s for s in load_specs(REPO / PREFECT_FILE)}
-    assert set(deployed) == set(specs) == {"nightly", "hourly"}
+    assert set(deployed) == set(specs) == {"nightly", "hourly", "partitioned"}
     for name, deployment in deployed.items():
         spec = specs[name]
         assert deployment.entrypoint == spec.entrypoint

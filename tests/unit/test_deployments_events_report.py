@@ -45,7 +45,7 @@ def gate(value: float = 0.1, p_value: float = 0.6) -> GateReport:
 
 def test_prefect_yaml_declares_the_two_scheduled_deployments() -> None:
     specs = {s.name: s for s in load_specs()}
-    assert set(specs) == {"nightly", "hourly"}
+    assert set(specs) == {"nightly", "hourly", "partitioned"}
     assert specs["nightly"].entrypoint == "flows/training.py:train"
     assert specs["hourly"].entrypoint == "flows/scoring.py:score"
     for spec in specs.values():
@@ -56,7 +56,7 @@ def test_prefect_yaml_declares_the_two_scheduled_deployments() -> None:
     assert set(specs["nightly"].parameters) == {"data", "model"}
 
 
-@pytest.mark.parametrize("name", ["nightly", "hourly"])
+@pytest.mark.parametrize("name", ["nightly", "hourly", "partitioned"])
 def test_runner_deployments_match_the_flows(name: str) -> None:
     spec = next(s for s in load_specs() if s.name == name)
     deployment = to_runner_deployment(spec)
