@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-import aiohttp
 import fsspec
 import pandas as pd
 import pyarrow as pa
@@ -195,7 +194,10 @@ def _remote_failure(source: str, err: BaseException) -> InvalidInputError | Remo
 
 
 def _read_remote(source: str, fmt: str) -> LoadedData:
-    # Remote files are fetched whole, hashed, then parsed from memory.
+    # Remote files are fetched whole, hashed, then parsed from memory. aiohttp (fsspec's HTTP
+    # client) loads here, not at import: about 0.5 s that a local file's run does not need.
+    import aiohttp
+
     protocol = urlparse(source).scheme
     try:
         fsspec.get_filesystem_class(protocol)
