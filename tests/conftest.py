@@ -12,6 +12,9 @@ _HOME = tempfile.mkdtemp(prefix="regflow-prefect-home-")
 os.environ["PREFECT_HOME"] = _HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# A CLI run without PREFECT_API_URL keeps Prefect's temporary server: no test starts regflow's
+# long-lived local server by accident (tests/cli/test_server.py opts back in for its own home).
+os.environ["REGFLOW_NO_SERVER"] = "1"
 # Tests that don't name a registry must not write into the checkout's artifacts/registry.
 os.environ["REGFLOW_REGISTRY"] = tempfile.mkdtemp(prefix="regflow-registry-")
 

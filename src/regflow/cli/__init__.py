@@ -1,4 +1,4 @@
-"""The `regflow` command line: train, predict, models, serve."""
+"""The `regflow` command line: train, predict, models, serve, server."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from regflow.cli.examples import add_examples
 from regflow.cli.models import models_app
 from regflow.cli.monitor import monitor_command
 from regflow.cli.predict import predict_command
+from regflow.cli.server import server_app
 from regflow.cli.train import train_command
 from regflow.deployments.serve import serve_command
 from regflow.errors import InvalidInputError
@@ -32,6 +33,7 @@ app.command("serve")(serve_command)
 models_app.command("monitor")(monitor_command)
 models_app.command("copy")(copy_command)
 app.add_typer(models_app, name="models")
+app.add_typer(server_app, name="server")
 add_examples(app)
 
 

@@ -32,6 +32,10 @@ EXAMPLES: dict[str, list[str]] = {
     "models export": ["regflow models export seed@champion --out seed.joblib"],
     "models monitor": ["regflow models monitor seed --last 5"],
     "models migrate": ["regflow models migrate --registry postgresql+psycopg://team@db/models"],
+    "server": ["regflow server start", "regflow server status"],
+    "server start": ["regflow server start", "regflow server start --port 0 --json"],
+    "server stop": ["regflow server stop"],
+    "server status": ["regflow server status --json"],
     "models copy": [
         "regflow models copy artifacts/registry postgresql+psycopg://team@db/models "
         "--dst-store s3://models/registry"

@@ -16,7 +16,9 @@ from regflow.cli.output import (
 from regflow.cli.params import parse_model, with_model_options
 from regflow.cli.preflight import check_predict, requested_ref
 from regflow.cli.progress import QUIET_OPTION, terminal_progress, wanted
+from regflow.cli.server import flow_server
 from regflow.errors import RegflowError
+from regflow.runtime.local_server import wait_until_healthy
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import ScoreParams
 from regflow.schemas.scoring import ScoreResult
@@ -33,6 +35,8 @@ def predict_command(as_json: bool = False, quiet: bool = False, **options: Any) 
     # A missing registry, model or data file is known before Prefect and torch load.
     with expected_failures(as_json, {"flow_run_id": None}):
         check_predict(params, ref)
+    # Before Prefect loads: it reads PREFECT_API_URL once; a new server starts meanwhile.
+    server = flow_server(as_json)
     with heavy_imports():
         from regflow.flows.scoring import score
         from regflow.registry.location import check_output_path
@@ -44,6 +48,8 @@ def predict_command(as_json: bool = False, quiet: bool = False, **options: Any) 
             output_format(params.out)
             # Writing into the store or over DATA would destroy what the run depends on.
             check_output_path(params.out, params.registry, data=params.data)
+        if server is not None:
+            wait_until_healthy(server)
     with terminal_progress(wanted(as_json, quiet)):
         state = run_flow(
             score,

@@ -16,8 +16,10 @@ from regflow.cli.output import (
 from regflow.cli.params import parse_model, with_model_options
 from regflow.cli.preflight import check_train
 from regflow.cli.progress import QUIET_OPTION, terminal_progress, wanted
+from regflow.cli.server import flow_server
 from regflow.errors import GateStoppedError, RegflowError
 from regflow.io.text import printable
+from regflow.runtime.local_server import wait_until_healthy
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import TrainParams
 
@@ -37,15 +39,19 @@ def train_command(as_json: bool = False, quiet: bool = False, **options: Any) ->
     before_run = {"flow_run_id": None, "published": False, "registered": False}
     with expected_failures(as_json, before_run, NOTHING_LEFT):
         check_train(params.data)
+    # Before Prefect loads: it reads PREFECT_API_URL once; a new server starts meanwhile.
+    server = flow_server(as_json)
     with heavy_imports():
         from regflow.flows.training import train as train_flow
         from regflow.registry.location import check_output_path
         from regflow.tasks.train import select_device
 
     with expected_failures(as_json):
-        select_device(params.training.device)  # fail fast, before a Prefect server starts
+        select_device(params.training.device)  # fail fast, before the flow run starts
         # Run folders must not land inside the registry (corrupting it) or over a file.
         check_output_path(params.registry.out, params.registry.registry, folder=True)
+        if server is not None:
+            wait_until_healthy(server)
     with terminal_progress(wanted(as_json, quiet)):
         state = run_flow(
             train_flow,

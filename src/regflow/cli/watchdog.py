@@ -22,22 +22,13 @@ import os
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from regflow.runtime.local_server import server_answers
+
 GRACE_S = 10.0  # silence longer than this is a dead server, not a blip
 POLL_S = 1.0
-PROBE_TIMEOUT_S = 2.0
-
-
-def server_answers(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S):
-            return True
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 class _Watchdog(threading.Thread):

@@ -94,7 +94,7 @@ def _local_files(source: str) -> list[str]:
 
 
 def _remote_files(source: str) -> list[str]:
-    from regflow.io.table_reading import REMOTE_ERRORS, open_filesystem, remote_failure
+    from regflow.io.table_reading import open_filesystem, remote_errors, remote_failure
 
     filesystem, path = open_filesystem(source)
     try:
@@ -117,7 +117,7 @@ def _remote_files(source: str) -> list[str]:
             what = "the folder holds no .csv or .parquet file"
         else:
             return [source]
-    except REMOTE_ERRORS as err:
+    except remote_errors() as err:
         raise remote_failure(source, err) from None
     if not matched:
         raise _nothing_found(source, what)
