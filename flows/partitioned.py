@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from prefect import get_run_logger, runtime
+from prefect.variables import Variable
 
 from regflow.errors import GateStoppedError, UsageError
 from regflow.io.datasets import read_partition
@@ -58,7 +59,17 @@ from regflow.tasks.unchanged import run_fingerprint, unchanged_version
 from regflow.tasks.validate import resolve_columns
 
 PREVIEW_ROWS = 10
+ADDRESS_VARIABLE = "regflow_dask_address"  # a deployment's cluster, set once per workspace
 Unchanged = Callable[..., UnchangedOutcome]
+
+
+def cluster_address(given: str | None) -> str | None:
+    """The scheduler to use: the parameter, else the Prefect Variable, else None (a
+    LocalCluster for the run)."""
+    if given:
+        return given
+    value = Variable.get(ADDRESS_VARIABLE, default=None)
+    return str(value) if value else None
 
 
 def _features(data: Dataset, params: TrainParams) -> tuple[list[str], list[str]]:
@@ -110,7 +121,7 @@ def train_on_cluster(
     logger = get_run_logger()
     opts, out = params.training, params.registry
     source = params.data.name or str(params.data.path)
-    with dask_cluster(opts.dask_address, logger) as cluster:
+    with dask_cluster(cluster_address(opts.dask_address), logger) as cluster:
         data = unwrap(describe_task(cluster, params.data.path, source, return_state=True))
         features, ignored = _features(data, params)
         fingerprint = run_fingerprint(

@@ -124,7 +124,7 @@ def train(
             opts.engine, multi_file=is_multi_file(data_path), table_bytes=table_bytes(data_path)
         )
         if engine == "dask":
-            logger.info("engine: dask (%s)", opts.dask_address or "a LocalCluster for this run")
+            logger.info("engine: dask")
             return train_on_cluster(params, name, run_id, _unchanged)
         loaded = unwrap(ingest_task(data_path, params.data.name, return_state=True))
         with progress.step("validate", "validate"):

@@ -246,3 +246,28 @@ def line_data(n: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     x = rng.normal(size=n)
     return pd.DataFrame({"x": x, "y": 3 * x + 1 + rng.normal(0, 0.1, n)})
+
+
+# Checks this file cannot produce quickly through the CLI; each names the test that does.
+NOT_PRODUCIBLE_HERE: dict[str, tuple[str, str]] = {
+    "arrow_types": (
+        "the Python API's in-memory tables only; no file the CLI reads has one",
+        "tests/unit/test_in_memory_tables.py",
+    ),
+    "ServerUnavailable": (
+        "needs a real Prefect server killed mid-run (minutes)",
+        "tests/faults/test_server_killed.py",
+    ),
+    "AliasConflict": (
+        "needs two writers racing for one alias; the CLI cannot be interleaved",
+        "tests/model_registry/test_registry_aliases.py",
+    ),
+    "dask_address": (
+        "waits out the 10 s connect timeout to an address nothing listens on",
+        "tests/faults/test_dask_faults.py",
+    ),
+    "known_levels (predict)": (
+        "needs a model trained with --categorical; the shared one here is numeric",
+        "tests/flow/test_categorical.py",
+    ),
+}

@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from bad_files import TRAIN_CASES, Case, line_data, other_device, unused_port
+from bad_files import (
+    NOT_PRODUCIBLE_HERE,
+    TRAIN_CASES,
+    Case,
+    line_data,
+    other_device,
+    unused_port,
+)
 from run_checks import REPO, last_json
 from typer.testing import CliRunner
 
@@ -49,26 +56,6 @@ class CliResult:
     stderr: str
     exception: BaseException | None
 
-
-# Checks this file cannot produce quickly through the CLI; each names the test that does.
-NOT_PRODUCIBLE_HERE: dict[str, tuple[str, str]] = {
-    "arrow_types": (
-        "the Python API's in-memory tables only; no file the CLI reads has one",
-        "tests/unit/test_in_memory_tables.py",
-    ),
-    "ServerUnavailable": (
-        "needs a real Prefect server killed mid-run (minutes)",
-        "tests/faults/test_server_killed.py",
-    ),
-    "AliasConflict": (
-        "needs two writers racing for one alias; the CLI cannot be interleaved",
-        "tests/model_registry/test_registry_aliases.py",
-    ),
-    "known_levels (predict)": (
-        "needs a model trained with --categorical; the shared one here is numeric",
-        "tests/flow/test_categorical.py",
-    ),
-}
 
 # Documented checks whose code is being written now: reported as xfail until wired.
 IN_PROGRESS: dict[str, str] = {}
@@ -412,6 +399,7 @@ PRODUCERS: dict[str, Producer] = {
     "max_invalid_fraction": _quarantine_too_many,
     "same_schema": lambda ctx: _partitions(ctx, _renamed_partition),
     "same_format": lambda ctx: _partitions(ctx, _parquet_partition),
+    "engine": lambda ctx: _categorical(ctx, ["a", "b"] * 3, "--engine", "dask"),
     "device_available": lambda ctx: ctx.train(SEED, "--device", other_device()),
     "model_name": lambda ctx: ctx.train(SEED, "--model", "bad name!"),
     "usage": lambda ctx: ctx.train(SEED, "--lr", "-1"),

@@ -49,6 +49,12 @@ def killing_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         yield cluster.scheduler_address, marker
 
 
+def unused_port() -> int:
+    with socket.socket() as sock:  # bound, then closed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def dataset(folder: Path, files: int = 12, rows: int = 60, seed: int = 5) -> Path:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
@@ -148,12 +154,23 @@ def test_a_glob_that_matches_nothing(tmp_path: Path) -> None:
 
 def test_an_unreachable_scheduler_is_named_within_15_s(tmp_path: Path) -> None:
     data = dataset(tmp_path / "parts", files=2)
-    with socket.socket() as sock:  # a port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
+    address = f"tcp://127.0.0.1:{unused_port()}"
     err = expect_invalid(run(tmp_path, str(data), dask_address=address), address)
     assert {p.check for p in err.problems} == {"dask_address"}
     # The bound is the connect timeout the message states (no wall-clock assertion here).
     assert CONNECT_TIMEOUT_S < 15 and f"within {CONNECT_TIMEOUT_S} s" in str(err)
     assert_nothing_left(tmp_path)
+
+
+def test_a_prefect_variable_names_the_scheduler(tmp_path: Path) -> None:
+    """Without --dask-address, the Variable regflow_dask_address names the cluster."""
+    from prefect.variables import Variable
+
+    data = dataset(tmp_path / "parts", files=2)
+    address = f"tcp://127.0.0.1:{unused_port()}"
+    Variable.set("regflow_dask_address", address, overwrite=True)
+    try:
+        err = expect_invalid(run(tmp_path, str(data)), address)
+    finally:
+        Variable.unset("regflow_dask_address")
+    assert {p.check for p in err.problems} == {"dask_address"}
