@@ -150,7 +150,7 @@ def with_bundled_data(value: Any, cwd: Path | None = None) -> Any:
     if isinstance(value, str):
         path = PurePosixPath(value)
         bundled = BUNDLED_DATA / path.name
-        if path.parts == ("data", path.name) and not (base / path).exists() and bundled.is_file():
+        if path.parts == ("data", path.name) and not (base / path).exists() and bundled.exists():
             return str(bundled)
     return value
 

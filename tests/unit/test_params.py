@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_field_has_a_description_and_one_flat_name() -> None:
     index = flat_index(TrainParams)
-    assert len(index) == 27  # the 27 options of `regflow train`
+    assert len(index) == 29  # the 29 options of `regflow train`
     for section, model in sections(TrainParams).items():
         assert model.__doc__, section
         for name, info in model.model_fields.items():
@@ -53,6 +53,7 @@ def test_model_settings_leave_out_paths_names_and_promotion_rules() -> None:
     assert settings["features"] == ["a", "b"] and settings["target"] == "y"
     kept_out = {"data", "model", "out", "registry", "registry_store", "min_r2"}
     kept_out |= {"min_improvement", "force", "data_name"}
+    kept_out |= {"engine", "dask_address"}  # where the data is processed: the same model
     assert not kept_out & set(settings)
     assert set(settings) == set(flat_index(TrainParams)) - kept_out
 
