@@ -34,11 +34,13 @@ from regflow.tasks.outcomes import StepFailed, unwrap
 from regflow.tasks.partitioned import (
     Dataset,
     describe_task,
+    metric_scores,
     partitioned_evaluate_task,
     partitioned_gate_task,
     sample_fraction,
     sample_predictions,
     scan_task,
+    score_champion,
     train_moments_task,
 )
 from regflow.tasks.publish import (
@@ -164,6 +166,7 @@ def _train(
         seed=opts.seed,
         sample_fraction=sample_fraction(data.rows),
         quarantine_dir=str(staging / QUARANTINE_DIR) if quarantining else None,
+        device=select_device(opts.device).type,
     )
     scans = unwrap(scan_task(cluster, data, cols, return_state=True))
     source = data.source
@@ -233,7 +236,7 @@ def _train(
     challenger = evaluation.metrics[eval_split]
     champion_sums = merge.merge_all(p.champion for p in parts)
     champion_scores = (
-        None if champion_sums is None else _scores(champion_sums.to_split_metrics("all"))
+        None if champion_sums is None else metric_scores(champion_sums.to_split_metrics("all"))
     )
     eval_moments = moments if not cols.holdout else merge.merge_all(s.holdout for s in scans)
     variance = (
@@ -242,13 +245,17 @@ def _train(
 
     def score(current: Predictor) -> dict[str, float] | None:
         scored = _linear(current, features)
-        return champion_scores if scored == champion else None
+        if scored is None:
+            return None  # the champion reads columns this data does not have
+        if scored == champion:
+            return champion_scores  # scored by the evaluation pass
+        return score_champion(cluster, data, cols, scans, scored)  # it moved since
 
     try:
         version, promotion, location = unwrap(
             register_scored_task(
                 out.registry, name, staged.staging_dir, staged.final_dir, card.signature,
-                _scores(challenger), score, eval_split, target_variance=variance,
+                metric_scores(challenger), score, eval_split, target_variance=variance,
                 min_r2=out.min_r2, min_improvement=out.min_improvement, actor=run_id,
                 link_files=True, store=out.registry_store, return_state=True,
             )
@@ -294,11 +301,6 @@ def _train(
         promotion=promotion.decision.model_dump(),
         quarantine=quarantine,
     )
-
-
-def _scores(metrics: Any) -> dict[str, float]:
-    return {"mse": metrics.mse, "rmse": metrics.rmse, "mae": metrics.mae, "r2": metrics.r2,
-            "n": float(metrics.n)}  # fmt: skip
 
 
 def _quarantine(scans: list[Any], max_invalid_fraction: float) -> QuarantineSummary:

@@ -32,12 +32,14 @@ from regflow.partitioned.work import (
     qr_residuals,
     r_factor,
     scan_partition,
+    score_partition,
 )
 from regflow.runtime import progress as run_progress
 from regflow.runtime.engine import Cluster, map_partitions
-from regflow.schemas.results import Evaluation, GateReport, Split, TrainResult
+from regflow.schemas.results import Evaluation, GateReport, Split, SplitMetrics, TrainResult
 from regflow.stats.correlation import spearman_sampled
 from regflow.stats.fit_summary import FitSummary, summary_from_qr, summary_from_sweeps
+from regflow.stats.metrics import MetricSums
 from regflow.stats.moment_sweeps import Moments, Residuals, Solution, solve_moments
 from regflow.stats.partition_qr import QRResiduals, QRSolution, merge_r_factors, qr_solution
 from regflow.tasks.evaluate import EXACT_FIT, TRUSTED_CONDITION, check_optimality
@@ -317,6 +319,29 @@ def _evaluate(
 ) -> Evaluated:
     part, dropped = item
     return evaluate_partition(part, cols, dropped, model, reference, champion, predictions_dir)
+
+
+def score_champion(
+    cluster: Cluster, data: Dataset, cols: Columns, scans: list[Scanned], champion: Linear
+) -> dict[str, float] | None:
+    """A champion's metrics on the evaluation rows: one more pass (the register step needs it
+    only when the champion moved after the evaluation pass scored the one before)."""
+    parts = map_partitions(
+        cluster, _score, _items(data, scans), cols, champion,
+        label="champion", on_done=_counter("score champion", len(data.parts)),
+    )  # fmt: skip
+    total = merge.merge_all(parts)
+    return None if total is None else metric_scores(total.to_split_metrics("all"))
+
+
+def metric_scores(metrics: SplitMetrics) -> dict[str, float]:
+    """The metrics champion/challenger compares, as the local register step gives them."""
+    return {"mse": metrics.mse, "rmse": metrics.rmse, "mae": metrics.mae, "r2": metrics.r2,
+            "n": float(metrics.n)}  # fmt: skip
+
+
+def _score(item: tuple[Part, np.ndarray], cols: Columns, champion: Linear) -> MetricSums:
+    return score_partition(item[0], cols, item[1], champion)
 
 
 def sample_predictions(sample: pd.DataFrame, cols: Columns, trained: TrainResult) -> pd.DataFrame:

@@ -118,6 +118,13 @@ def test_dask_equals_local_on_the_same_rows(tmp_path: Path, cluster_address: str
         assert reg.verify() == []
         assert reg.get_alias("sales", "champion") == dask.model_version
 
+    # Retrained on the same rows: the champion, scored by the workers, ties the challenger.
+    again = run(tmp_path, str(tmp_path / "parts"), "dask", dask_address=cluster_address,
+                force=True)  # fmt: skip
+    assert not again.promoted and again.promotion["rule"] == "tie"
+    champion = again.promotion["champion_metrics"]
+    assert rel(champion["mse"], dask.evaluation.metrics["holdout"].mse) < 1e-12
+
 
 def test_seed_preset_follows_the_same_trajectory(tmp_path: Path, cluster_address: str) -> None:
     """The tutorial's full-batch SGD from the statistics: the same losses, epoch by epoch."""

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.io.datasets import DatasetFile, describe_file, read_partition
+from regflow.partitioned.gpu_moments import torch_moments
 from regflow.runtime.faults import kill_once
 from regflow.schemas.dataset import screen_frame, validate_frame
 from regflow.stats.metrics import MetricSums
@@ -66,6 +67,7 @@ class Columns:
     seed: int
     sample_fraction: float  # share of rows drawn into the sample (Spearman, plots, summaries)
     quarantine_dir: str | None = None
+    device: str = "cpu"  # the training device: "cuda" puts the cross products on a worker's GPU
 
 
 @dataclass
@@ -131,8 +133,19 @@ def _split_masks(part: Part, kept: np.ndarray, cols: Columns) -> np.ndarray:
     return holdout_mask(part.first_row + kept, cols.seed, cols.holdout)
 
 
-def _moments(columns: list[np.ndarray], y: np.ndarray, rows: np.ndarray | None) -> Moments:
-    return partition_moments(Data(columns, y, rows))
+def _moments(
+    columns: list[np.ndarray], y: np.ndarray, rows: np.ndarray | None, device: str = "cpu"
+) -> Moments:
+    data = Data(columns, y, rows)
+    if device == "cuda" and _has_cuda():
+        return torch_moments(data, device)
+    return partition_moments(data)
+
+
+def _has_cuda() -> bool:
+    import torch  # only asked for on a run that trains on CUDA
+
+    return bool(torch.cuda.is_available())
 
 
 def scan_partition(part: Part, cols: Columns) -> Scanned:
@@ -161,10 +174,10 @@ def scan_partition(part: Part, cols: Columns) -> Scanned:
     if cols.quarantine and len(dropped):
         per_check = screened.rejected.drop_duplicates(["row", "check"])["check"].value_counts()
         result.by_check = {str(k): int(v) for k, v in per_check.items()}
-    result.all = _moments(columns, y, None)
+    result.all = _moments(columns, y, None, cols.device)
     if cols.holdout > 0:
-        result.train = _moments(columns, y, np.flatnonzero(~held))
-        result.holdout = _moments(columns, y, np.flatnonzero(held))
+        result.train = _moments(columns, y, np.flatnonzero(~held), cols.device)
+        result.holdout = _moments(columns, y, np.flatnonzero(held), cols.device)
     positions = part.first_row + kept
     chosen = np.flatnonzero(holdout_mask(positions, SAMPLE_SEED, cols.sample_fraction))
     sample = pd.DataFrame(
@@ -271,9 +284,21 @@ def evaluate_partition(
     ref = None
     if reference is not None:
         ref = MetricSums.of_arrays(y[fit_rows], _predict([c[fit_rows] for c in columns], reference))
-    champ = None
-    if champion is not None:
-        by_name = dict(zip([*cols.features], columns, strict=True))
-        chosen = [by_name[name][eval_rows] for name in champion.names]
-        champ = MetricSums.of_arrays(y[eval_rows], _predict(chosen, champion))
+    champ = None if champion is None else _scored(columns, y, eval_rows, cols, champion)
     return Evaluated(part.index, metrics, ref, champ, str(target))
+
+
+def _scored(
+    columns: list[np.ndarray], y: np.ndarray, rows: np.ndarray, cols: Columns, model: Linear
+) -> MetricSums:
+    """Another model's metric sums on these rows (it reads its own columns by name)."""
+    by_name = dict(zip(cols.features, columns, strict=True))
+    return MetricSums.of_arrays(y[rows], _predict([by_name[n][rows] for n in model.names], model))
+
+
+def score_partition(part: Part, cols: Columns, dropped: np.ndarray, model: Linear) -> MetricSums:
+    """A champion's metric sums on this file's evaluation rows (held out, or all)."""
+    columns, y, kept = _kept_arrays(read_partition(part.path), cols, dropped)
+    held = _split_masks(part, kept, cols)
+    rows = held if cols.holdout > 0 else np.ones(len(y), dtype=bool)
+    return _scored(columns, y, rows, cols, model)
