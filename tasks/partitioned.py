@@ -23,6 +23,7 @@ from regflow.partitioned import merge
 from regflow.partitioned.work import (
     Columns,
     Evaluated,
+    Item,
     Linear,
     Part,
     Scanned,
@@ -39,9 +40,8 @@ from regflow.runtime.engine import Cluster, map_partitions
 from regflow.schemas.results import Evaluation, GateReport, Split, SplitMetrics, TrainResult
 from regflow.stats.correlation import spearman_sampled
 from regflow.stats.fit_summary import FitSummary, summary_from_qr, summary_from_sweeps
-from regflow.stats.metrics import MetricSums
-from regflow.stats.moment_sweeps import Moments, Residuals, Solution, solve_moments
-from regflow.stats.partition_qr import QRResiduals, QRSolution, merge_r_factors, qr_solution
+from regflow.stats.moment_sweeps import Moments, solve_moments
+from regflow.stats.partition_qr import QRSolution, merge_r_factors, qr_solution
 from regflow.tasks.evaluate import EXACT_FIT, TRUSTED_CONDITION, check_optimality
 from regflow.tasks.gate import (
     SPEARMAN_MAX_ROWS,
@@ -130,7 +130,7 @@ def sample_fraction(rows: int) -> float:
     return 1.0 if rows <= SAMPLE_ROWS else SAMPLE_ROWS / rows
 
 
-Items = list[tuple[Part, np.ndarray]]  # each file with the positions validation set aside
+Items = list[Item]
 
 
 def _items(data: Dataset, scans: list[Scanned]) -> Items:
@@ -142,7 +142,7 @@ def _qr_fit(
 ) -> QRSolution:
     """The tall-skinny QR route: every file's R factor, merged pairwise on the client."""
     factors = map_partitions(
-        cluster, _r_factor, items, cols, moments, fit_intercept, rows,
+        cluster, r_factor, items, cols, moments, fit_intercept, rows,
         label="qr", on_done=_counter("least squares (QR)", len(items)),
     )  # fmt: skip
     return qr_solution(merge_r_factors(factors), moments, fit_intercept=fit_intercept)
@@ -158,7 +158,7 @@ def _gate_summary(
     fit = solve_moments(moments, fit_intercept=fit_intercept)
     if fit is not None:
         sums = map_partitions(
-            cluster, _gate_residuals, items, cols, fit,
+            cluster, gate_residuals, items, cols, fit,
             label="gate", on_done=_counter("gate", len(items)),
         )  # fmt: skip
         merged = merge.merge_all(sums)
@@ -167,7 +167,7 @@ def _gate_summary(
             return summary
     qr = _qr_fit(cluster, items, cols, moments, fit_intercept, "all")
     qr_sums = map_partitions(
-        cluster, _qr_residuals, items, cols, qr,
+        cluster, qr_residuals, items, cols, qr,
         label="gate", on_done=_counter("gate", len(items)),
     )  # fmt: skip
     total = merge.merge_all(qr_sums)
@@ -201,20 +201,6 @@ def partitioned_gate(
         "" if len(report.warnings) == 1 else "s",
     )  # fmt: skip
     return report, moments
-
-
-def _gate_residuals(item: tuple[Part, np.ndarray], cols: Columns, fit: Solution) -> Residuals:
-    return gate_residuals(item[0], cols, item[1], fit)
-
-
-def _r_factor(
-    item: tuple[Part, np.ndarray], cols: Columns, moments: Moments, fit_intercept: bool, rows: str
-) -> np.ndarray:
-    return r_factor(item[0], cols, item[1], moments, fit_intercept, rows)
-
-
-def _qr_residuals(item: tuple[Part, np.ndarray], cols: Columns, fit: QRSolution) -> QRResiduals:
-    return qr_residuals(item[0], cols, item[1], fit)
 
 
 def reference_fit(
@@ -280,7 +266,7 @@ def evaluate(
     model = Linear(cols.features, [trained.coefficients[f] for f in cols.features],
                    trained.intercept)  # fmt: skip
     parts = map_partitions(
-        cluster, _evaluate, _items(data, scans), cols, model, reference, champion,
+        cluster, evaluate_partition, _items(data, scans), cols, model, reference, champion,
         predictions_dir, label="evaluate", on_done=_counter("evaluate", len(data.parts)),
     )  # fmt: skip
     metrics = merge.merged_metrics(parts)
@@ -309,25 +295,13 @@ def evaluate(
     return evaluation, parts
 
 
-def _evaluate(
-    item: tuple[Part, np.ndarray],
-    cols: Columns,
-    model: Linear,
-    reference: Linear | None,
-    champion: Linear | None,
-    predictions_dir: str,
-) -> Evaluated:
-    part, dropped = item
-    return evaluate_partition(part, cols, dropped, model, reference, champion, predictions_dir)
-
-
 def score_champion(
     cluster: Cluster, data: Dataset, cols: Columns, scans: list[Scanned], champion: Linear
 ) -> dict[str, float] | None:
     """A champion's metrics on the evaluation rows: one more pass (the register step needs it
     only when the champion moved after the evaluation pass scored the one before)."""
     parts = map_partitions(
-        cluster, _score, _items(data, scans), cols, champion,
+        cluster, score_partition, _items(data, scans), cols, champion,
         label="champion", on_done=_counter("score champion", len(data.parts)),
     )  # fmt: skip
     total = merge.merge_all(parts)
@@ -338,10 +312,6 @@ def metric_scores(metrics: SplitMetrics) -> dict[str, float]:
     """The metrics champion/challenger compares, as the local register step gives them."""
     return {"mse": metrics.mse, "rmse": metrics.rmse, "mae": metrics.mae, "r2": metrics.r2,
             "n": float(metrics.n)}  # fmt: skip
-
-
-def _score(item: tuple[Part, np.ndarray], cols: Columns, champion: Linear) -> MetricSums:
-    return score_partition(item[0], cols, item[1], champion)
 
 
 def sample_predictions(sample: pd.DataFrame, cols: Columns, trained: TrainResult) -> pd.DataFrame:

@@ -194,3 +194,19 @@ def test_unchanged_then_forced_then_monitored(prefect_harness: str, tmp_path: Pa
     (record,) = last_json(monitored.stdout)["records"]
     assert record["version"] == 1
     assert record["status"] == "degraded" and record["failed"] == ["mse_ratio"]
+
+
+def test_a_folder_of_files_trains_on_the_dask_engine(prefect_harness: str, tmp_path: Path) -> None:
+    """`regflow train data/parts`: auto picks dask (a LocalCluster); workers write the parts."""
+    runs = tmp_path / "runs"
+    done = run_cli(
+        ["train", "data/parts", "--target", "sales", "--out", str(runs),
+         "--registry", str(tmp_path / "registry")],
+        prefect_harness,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "model 'parts' trained" in done.stdout
+    (run,) = (runs / "parts").iterdir()
+    assert sorted(p.name for p in (run / "predictions").iterdir()) == [
+        f"part-{i:05d}.parquet" for i in range(4)
+    ]

@@ -4,6 +4,7 @@ processes, a dataset of 40 Parquet files made here, and the same data as one fil
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,10 +166,33 @@ def test_quarantine_per_partition(tmp_path: Path, cluster_address: str) -> None:
     ]
 
 
+class Remember(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_a_run_starts_and_closes_its_own_cluster(tmp_path: Path) -> None:
     folder = tmp_path / "parts"
     write_dataset(folder, rows=(30, 40))
-    outcome = run(tmp_path, str(folder / "part-0[0-4]*.parquet"), "auto")  # a glob: dask
+    run_log, cluster_log = Remember(), Remember()
+    flow_runs = logging.getLogger("prefect.flow_runs")  # the run logger's, at INFO here
+    level = flow_runs.level
+    flow_runs.setLevel(logging.INFO)
+    flow_runs.addHandler(run_log)
+    logging.getLogger("distributed").addHandler(cluster_log)
+    try:
+        outcome = run(tmp_path, str(folder / "part-0[0-4]*.parquet"), "auto")  # a glob: dask
+    finally:
+        flow_runs.removeHandler(run_log)
+        flow_runs.setLevel(level)
+        logging.getLogger("distributed").removeHandler(cluster_log)
+    logged = "\n".join(record.getMessage() for record in run_log.records)
+    assert "started a LocalCluster of" in logged and "dashboard http://127.0.0.1:" in logged
+    assert not [r for r in cluster_log.records if r.levelno < logging.WARNING]  # quiet
     assert outcome.evaluation.metrics["all"].n == sum(
         len(pd.read_parquet(p)) for p in sorted(folder.glob("part-0[0-4]*.parquet"))
     )

@@ -56,6 +56,9 @@ class Part:
     rows: int
 
 
+Item = tuple[Part, np.ndarray]  # a file, and the positions validation set aside in it
+
+
 @dataclass(frozen=True)
 class Columns:
     """What every pass needs to know about the columns, the split and the outputs."""
@@ -214,23 +217,26 @@ def _data(part: Part, cols: Columns, dropped: np.ndarray, rows: str = "all") -> 
     return Data(columns[:-1], columns[-1], index)
 
 
-def gate_residuals(part: Part, cols: Columns, dropped: np.ndarray, fit: Solution) -> Residuals:
+def gate_residuals(item: Item, cols: Columns, fit: Solution) -> Residuals:
     """Pass 2 (moment route): the gate's residual sums and maxima (leverage, Cook's distance,
     RESET) for the coefficients fitted on every row; maxima name global row positions."""
+    part, dropped = item
     data = _data(part, cols, dropped)
     return partition_residuals(data, fit, diagnostics=True, row_offset=part.first_row)
 
 
 def r_factor(
-    part: Part, cols: Columns, dropped: np.ndarray, moments: Moments, fit_intercept: bool, rows: str
+    item: Item, cols: Columns, moments: Moments, fit_intercept: bool, rows: str
 ) -> np.ndarray:
     """The tall-skinny QR route: this file's R factor (every kept row, or the training rows)."""
+    part, dropped = item
     data = _data(part, cols, dropped, rows)
     return partition_r(data, moments, fit_intercept=fit_intercept)
 
 
-def qr_residuals(part: Part, cols: Columns, dropped: np.ndarray, fit: QRSolution) -> QRResiduals:
+def qr_residuals(item: Item, cols: Columns, fit: QRSolution) -> QRResiduals:
     """Pass 2 (QR route): residual sums and maxima for the fit read off the merged R."""
+    part, dropped = item
     data = _data(part, cols, dropped)
     return partition_qr_residuals(data, fit, row_offset=part.first_row)
 
@@ -243,9 +249,8 @@ def _predict(columns: list[np.ndarray], model: Linear) -> np.ndarray:
 
 
 def evaluate_partition(
-    part: Part,
+    item: Item,
     cols: Columns,
-    dropped: np.ndarray,
     model: Linear,
     reference: Linear | None,
     champion: Linear | None,
@@ -255,6 +260,7 @@ def evaluate_partition(
     residual, split: the columns of a local run's predictions), and metric sums per split
     for the model, for the float64 reference (on the training rows) and for the champion
     (on the evaluation rows)."""
+    part, dropped = item
     kill_once(f"dask:evaluate:{part.index}")
     frame = read_partition(part.path)
     columns, y, kept = _kept_arrays(frame, cols, dropped)
@@ -296,8 +302,9 @@ def _scored(
     return MetricSums.of_arrays(y[rows], _predict([by_name[n][rows] for n in model.names], model))
 
 
-def score_partition(part: Part, cols: Columns, dropped: np.ndarray, model: Linear) -> MetricSums:
+def score_partition(item: Item, cols: Columns, model: Linear) -> MetricSums:
     """A champion's metric sums on this file's evaluation rows (held out, or all)."""
+    part, dropped = item
     columns, y, kept = _kept_arrays(read_partition(part.path), cols, dropped)
     held = _split_masks(part, kept, cols)
     rows = held if cols.holdout > 0 else np.ones(len(y), dtype=bool)

@@ -72,6 +72,22 @@ def dask_cluster(address: str | None, logger: logging.Logger | Any) -> Iterator[
     import dask
     from distributed import Client, LocalCluster
 
+    # The scheduler of a LocalCluster lives in this process: its INFO lines (connections,
+    # closing) would flood the run's log. Warnings (a worker lost) still show.
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        with _connected(address, logger, Client, LocalCluster, dask) as cluster:
+            yield cluster
+    finally:
+        quiet.setLevel(level)
+
+
+@contextlib.contextmanager
+def _connected(
+    address: str | None, logger: logging.Logger | Any, Client: Any, LocalCluster: Any, dask: Any
+) -> Iterator[Cluster]:
     if address:
         if "://" not in address:
             raise _unreachable(address, f"not an address: expected {ADDRESS_HELP}")
