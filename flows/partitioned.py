@@ -18,7 +18,7 @@ from prefect import get_run_logger, runtime
 from prefect.variables import Variable
 
 from regflow.errors import GateStoppedError, UsageError
-from regflow.io.datasets import read_partition
+from regflow.io.datasets import dataset_label, read_partition
 from regflow.partitioned import merge
 from regflow.partitioned.work import Columns, Linear
 from regflow.registry import IntegrityError, Predictor, Registry
@@ -122,7 +122,7 @@ def train_on_cluster(
         raise UsageError("--categorical is not available with --engine dask yet", check="engine")
     logger = get_run_logger()
     opts, out = params.training, params.registry
-    source = params.data.name or str(params.data.path)
+    source = params.data.name or dataset_label(params.data.path)
     with dask_cluster(cluster_address(opts.dask_address), logger) as cluster:
         data = unwrap(describe_task(cluster, params.data.path, source, return_state=True))
         features, ignored = _features(data, params)
