@@ -72,7 +72,9 @@ class Dataset:
 
 
 def _counter(label: str, total: int) -> Callable[[int, int], None]:
-    """Partitions done of this pass, in a progress artifact and on the terminal."""
+    """Partitions done of this pass, in a progress artifact and on the terminal. The artifact
+    moves in steps of at least 1% (an API call each: thousands of partitions would otherwise
+    cost the client a call per partition)."""
     artifact = UUID(
         str(
             create_progress_artifact(
@@ -81,9 +83,13 @@ def _counter(label: str, total: int) -> Callable[[int, int], None]:
         )
     )
     run_progress.start(label, f"{label} ({total} partitions)", total)
+    shown = [0.0]
 
     def done(count: int, of: int) -> None:
-        update_progress_artifact(artifact_id=artifact, progress=100.0 * count / of)
+        percent = 100.0 * count / of
+        if percent - shown[0] >= 1.0 or count == of:
+            update_progress_artifact(artifact_id=artifact, progress=percent)
+            shown[0] = percent
         run_progress.update(label, count, f"{count}/{of} partitions")
         if count == of:
             run_progress.finish(label, f"{of} partitions")
