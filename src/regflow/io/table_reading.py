@@ -26,7 +26,6 @@ from regflow.io.sources import UTF8_BOM, csv_header
 __all__ = [
     "HASH_BLOCK",
     "PARSE_BY_PATH_MAX_BYTES",
-    "remote_errors",
     "check_parquet_schema",
     "check_url_scheme",
     "fetch_remote",
@@ -35,6 +34,7 @@ __all__ = [
     "parse_csv",
     "parse_local",
     "parse_parquet",
+    "remote_errors",
     "remote_failure",
     "sha256_file",
 ]
