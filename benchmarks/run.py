@@ -74,8 +74,18 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+_SUFFIXES = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+
+
+def _count(text: str) -> int:
+    """1000000, 1e6 or 1M."""
+    text = text.strip().lower()
+    scale = _SUFFIXES.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
 def _int_list(text: str) -> list[int]:
-    return [int(float(v)) for v in text.split(",") if v.strip()]
+    return [_count(v) for v in text.split(",") if v.strip()]
 
 
 def parse_args(argv: list[str] | None = None) -> Options:

@@ -75,6 +75,9 @@ def test_scale_options() -> None:
     full = parse_args(["--parts", "scale"])
     assert full.scale_sizes == [(10_000_000, 10), (100_000_000, 100)]
     assert parse_args(["--quick"]).scale_sizes == [(200_000, 8)]
+    picked = parse_args(["--scale-rows", "10M,4e7", "--scale-files", "10,40"])
+    assert picked.scale_sizes == [(10_000_000, 10), (40_000_000, 40)]
+    assert parse_args(["--scale-rows", "250k"]).scale_sizes == [(250_000, 1)]
     assert "scale" not in parse_args([]).parts  # not in a plain `make bench`
     with pytest.raises(SystemExit):
         parse_args(["--scale-rows", "1000,2000", "--scale-files", "2"])
