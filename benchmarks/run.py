@@ -217,6 +217,7 @@ def _regflow_train(data: str, out: Path, model: str) -> list[str]:
         str(out),
         "--model",
         model,
+        "--force",  # every round trains: a repeat would otherwise register nothing (unchanged)
     ]
 
 
