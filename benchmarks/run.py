@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,12 +24,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np
 
-from benchmarks import report
+from benchmarks import report, scale
 from benchmarks.data import TARGET, Dataset, mse_of, write_dataset
 from benchmarks.measure import REPO, ChildRun, run_contender, run_process
 from benchmarks.report import Sample
 
-PARTS = ("train", "ingest", "e2e", "seed")
+PARTS = ("train", "ingest", "e2e", "seed", "scale")
+DEFAULT_PARTS = ("train", "ingest", "e2e", "seed")  # scale: 100M rows, ~9 GB of files; on demand
 DEFAULT_ROWS = [1_000_000, 10_000_000]
 DEFAULT_FEATURES = [1, 10]
 QUICK_ROWS = [20_000, 200_000]
@@ -66,14 +67,25 @@ class Options:
     workdir: Path | None = None
     keep: bool = False
     train_rounds: int = 3
+    scale_sizes: list[tuple[int, int]] = field(default_factory=list)  # (rows, files)
 
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+_SUFFIXES = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+
+
+def _count(text: str) -> int:
+    """1000000, 1e6 or 1M."""
+    text = text.strip().lower()
+    scale = _SUFFIXES.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
 def _int_list(text: str) -> list[int]:
-    return [int(float(v)) for v in text.split(",") if v.strip()]
+    return [_count(v) for v in text.split(",") if v.strip()]
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -85,7 +97,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--train-rounds", type=int, help="rounds for the training part (default 3; quick 1)"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
+    parser.add_argument(
+        "--parts", default=",".join(DEFAULT_PARTS), help=f"subset of {','.join(PARTS)}"
+    )
+    parser.add_argument(
+        "--scale-rows", type=_int_list, help="scale part: row counts (default 10M,100M)"
+    )
+    parser.add_argument(
+        "--scale-files", type=_int_list, help="scale part: files per size (default 1 per 1M rows)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument("--workdir", type=Path, help="where data is written (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
@@ -94,6 +114,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown parts: {', '.join(unknown)}")
+    scale_rows = args.scale_rows or (scale.QUICK_ROWS if args.quick else scale.DEFAULT_ROWS)
+    scale_files = args.scale_files or [
+        scale.QUICK_FILES if args.quick else scale.files_for(n) for n in scale_rows
+    ]
+    if len(scale_files) != len(scale_rows):
+        parser.error("--scale-files needs one count per --scale-rows size")
     return Options(
         rows=args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS),
         features=args.features or (QUICK_FEATURES if args.quick else DEFAULT_FEATURES),
@@ -104,6 +130,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         out=args.out,
         workdir=args.workdir,
         keep=args.keep,
+        scale_sizes=list(zip(scale_rows, scale_files, strict=True)),
     )
 
 
@@ -190,6 +217,7 @@ def _regflow_train(data: str, out: Path, model: str) -> list[str]:
         str(out),
         "--model",
         model,
+        "--force",  # every round trains: a repeat would otherwise register nothing (unchanged)
     ]
 
 
@@ -297,9 +325,11 @@ def run_benchmark(options: Options) -> dict:
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="regflow-bench-"))
     needs_files = any(p in options.parts for p in ("ingest", "e2e"))
     samples: list[Sample] = []
+    scale_rows: list[scale.ScaleRow] = []
+    needs_arrays = any(p in options.parts for p in ("train", "ingest", "e2e"))
     try:
         datasets: list[Dataset] = []
-        for n in options.rows:
+        for n in options.rows if needs_arrays else []:
             for d in options.features:
                 log(f"writing data {n:,}x{d} to {workdir}")
                 datasets.append(write_dataset(workdir, n, d, files=needs_files))
@@ -309,6 +339,11 @@ def run_benchmark(options: Options) -> dict:
             samples += bench_ingest(datasets, options.rounds)
         if "e2e" in options.parts or "seed" in options.parts:
             samples += bench_end_to_end(datasets, options.rounds, options.parts, workdir)
+        if "scale" in options.parts:
+            threads = report.machine()["nproc"] or 1
+            scale_rows = scale.bench_scale(
+                options.scale_sizes, workdir, threads, log, logs=options.out.parent
+            )
     finally:
         if not options.keep and options.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -323,6 +358,7 @@ def run_benchmark(options: Options) -> dict:
             "rounds": options.rounds,
             "train_rounds": options.train_rounds,
             "parts": options.parts,
+            "scale_sizes": options.scale_sizes,
         },
         "total_seconds": round(time.perf_counter() - started, 1),
         **report.to_json(samples, rows, targets),
@@ -331,6 +367,8 @@ def run_benchmark(options: Options) -> dict:
             "targets": report.markdown_targets(targets),
         },
     }
+    if "scale" in options.parts:
+        document["scale"] = scale.to_json(scale_rows, scale.check_targets(scale_rows))
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(document, indent=2))
     return document
@@ -347,11 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     m = document["machine"]
     print(f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gib']} GiB; "
           f"total {document['total_seconds']} s\n")  # fmt: skip
-    print(document["markdown"]["table"])
-    print()
-    print(document["markdown"]["targets"])
+    if document["samples"]:
+        print(document["markdown"]["table"])
+        print()
+        print(document["markdown"]["targets"])
+    if "scale" in document:
+        for key in ("table", "processes", "targets"):
+            print(f"\n{document['scale']['markdown'][key]}")
     print(f"\nJSON: {options.out}")
     failed = [s for s in document["samples"] if s["error"]]
+    failed += [r for r in document.get("scale", {}).get("table", []) if r["error"]]
     return 1 if failed else 0
 
 

@@ -123,9 +123,11 @@ def _kept_arrays(
     """Feature columns and target as float64 (the kept rows only) and their local positions."""
     kept = np.setdiff1d(np.arange(len(frame), dtype=np.int64), dropped, assume_unique=True)
     values = [
-        pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)[kept]
+        np.ascontiguousarray(pd.to_numeric(frame[name], errors="coerce"), dtype=np.float64)
         for name in [*cols.features, cols.target]
     ]
+    if len(kept) < len(frame):  # copying every column for nothing cost a third of the scan
+        values = [column[kept] for column in values]
     return values[:-1], values[-1], kept
 
 
@@ -267,15 +269,15 @@ def evaluate_partition(
     held = _split_masks(part, kept, cols)
     predicted = _predict(columns, model)
     has_holdout = cols.holdout > 0
-    labels = np.where(held, "holdout", "train") if has_holdout else np.full(len(y), "all")
+    # Codes, not labels: a Categorical built from 1M strings spends ~0.2 s hashing them.
+    codes = np.where(held, 0, 1).astype(np.int8) if has_holdout else np.zeros(len(y), np.int8)
+    categories = ["holdout", "train"] if has_holdout else ["all"]
     table = pd.DataFrame(
         {
             "true": y,
             "predicted": predicted,
             "residual": y - predicted,
-            "split": pd.Categorical(
-                labels, categories=["holdout", "train"] if has_holdout else ["all"]
-            ),
+            "split": pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories)),
         }
     )
     target = Path(predictions_dir) / PART_NAME.format(index=part.index)
