@@ -16,7 +16,7 @@ from uuid import UUID
 
 import pytest
 
-from regflow.runtime.local_server import STATE_FILE, stop_server
+from regflow.runtime.local_server import LOG_FILE, STATE_FILE, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 REGFLOW = [sys.executable, "-m", "regflow.cli"]
@@ -112,17 +112,50 @@ def test_start_status_train_stop(home: Path, tmp_path: Path) -> None:
     assert last_json(run_cli(["server", "stop", "--json"], home, tmp_path))["stopped"] is False
 
 
+def servers_of(home: Path) -> list[int]:
+    """Live Prefect server processes whose PREFECT_HOME is `home`, from /proc."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ours = f"PREFECT_HOME={home}".encode() in environ
+        if ours and b"prefect" in cmdline and b"server" in cmdline and alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
 def test_train_starts_a_server_once_and_leaves_it_running(home: Path, tmp_path: Path) -> None:
     first = run_cli([*SEED_TRAIN, "--out", str(tmp_path / "a")], home, tmp_path)
-    assert last_json(first)["status"] == "completed"
+    outcome = last_json(first)
+    assert outcome["status"] == "completed"
     assert "started a local Prefect server at http://127.0.0.1:" in first.stderr
     status = last_json(run_cli(["server", "status", "--json"], home, tmp_path))
     assert status["running"] and status["healthy"]
+    # The first run, whose server started with the command, is in that server's history.
+    assert flow_run_state(status["api_url"], outcome["flow_run_id"]) == "COMPLETED"
 
     second = run_cli([*SEED_TRAIN, "--force", "--out", str(tmp_path / "b")], home, tmp_path)
     outcome = last_json(second)
     assert "started a local Prefect server" not in second.stderr
     assert flow_run_state(status["api_url"], outcome["flow_run_id"]) == "COMPLETED"
+
+
+def test_a_command_that_ends_before_its_flow_leaves_no_server(home: Path, tmp_path: Path) -> None:
+    # --help runs no flow: no server is spawned at all.
+    assert run_cli(["train", "--help"], home, tmp_path).returncode == 0
+    assert not (home / LOG_FILE).exists()
+
+    # train spawns the server at process start, before its checks; a typo in the path then
+    # ends the command (exit 2), and the server it spawned is stopped, not left running.
+    failed = run_cli(["train", str(tmp_path / "missing.csv"), "--target", "y"], home, tmp_path)
+    assert failed.returncode == 2, failed.stderr
+    assert (home / LOG_FILE).exists()  # it was spawned...
+    assert not (home / STATE_FILE).exists()  # ...and stopped
+    assert servers_of(home) == []
+    assert "started a local Prefect server" not in failed.stderr
 
 
 def test_stale_state_is_removed_and_a_foreign_pid_is_never_signalled(

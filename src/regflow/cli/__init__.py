@@ -1,80 +1,49 @@
-"""The `regflow` command line: train, predict, models, serve, server."""
+"""The `regflow` command line: train, predict, models, serve, server.
+
+The app itself lives in regflow.cli.commands. This package's import stays light (standard library
+only), so that `main` can start the local Prefect server before the commands' imports (about
+1 s of pandas and pydantic, then torch and Prefect) rather than after them.
+"""
 
 from __future__ import annotations
 
 import sys
-from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Any
 
-import typer
-
-from regflow.cli.copy import copy_command
-from regflow.cli.examples import add_examples
-from regflow.cli.models import models_app
-from regflow.cli.monitor import monitor_command
-from regflow.cli.predict import predict_command
-from regflow.cli.server import server_app
-from regflow.cli.train import train_command
-from regflow.deployments.serve import serve_command
 from regflow.errors import InvalidInputError
+from regflow.runtime.local_server import start_for_command, stop_unused_early_server
 from regflow.runtime.startup import quiet_prefect_defaults
 
-app = typer.Typer(
-    name="regflow",
-    help="Train linear-regression models as Prefect flows and keep them in a model registry.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # --install-completion and --show-completion (bash, zsh, fish, PowerShell).
-    add_completion=True,
-)
-app.command("train")(train_command)
-app.command("predict")(predict_command)
-app.command("serve")(serve_command)
-models_app.command("monitor")(monitor_command)
-models_app.command("copy")(copy_command)
-app.add_typer(models_app, name="models")
-app.add_typer(server_app, name="server")
-add_examples(app)
+__all__ = ["app", "main", "package_version"]
 
 
-def package_version() -> str:
-    """The installed distribution's version; the package's own when run from a bare tree."""
-    try:
-        return version("regflow")
-    except PackageNotFoundError:  # pragma: no cover - not installed, e.g. PYTHONPATH=src
-        from regflow import __version__
+def __getattr__(name: str) -> Any:
+    """`from regflow.cli import app` (and package_version) load the app on first use."""
+    if name in {"app", "package_version"}:
+        from regflow.cli import commands
 
-        return __version__
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"regflow {package_version()}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    show_version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
-    """The options before any command: --version and shell completion."""
+        return getattr(commands, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     # Before any command imports Prefect, which prints its telemetry notice at import.
     quiet_prefect_defaults()
+    # train and predict: the server's start-up (about 4 s of CPU) runs beside all the imports.
+    start_for_command(sys.argv[1:])
     try:
+        from regflow.cli.commands import app
+
         # One program name however it is started (`python -m regflow` too), so that shell
         # completion's variable is always _REGFLOW_COMPLETE.
         app(prog_name="regflow")
     except InvalidInputError as err:  # pragma: no cover - raised before a flow exists
-        typer.echo(f"regflow: {err}", err=True)
+        print(f"regflow: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    finally:
+        # A command that ended before its flow (a usage error, a typo in a path) leaves no
+        # server behind that it started itself.
+        stop_unused_early_server()
 
 
 if __name__ == "__main__":

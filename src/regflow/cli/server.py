@@ -2,7 +2,8 @@
 
 train and predict call `flow_server` before their heavy imports: with no PREFECT_API_URL and no
 REGFLOW_NO_SERVER, they use the local server `regflow server start` started, or start it
-themselves (it loads while torch does) and leave it running for the next command.
+themselves (at process start, so that it loads while they import) and leave it running for
+the next command.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from regflow.runtime.local_server import (
     server_wanted,
     spawn_server,
     stop_server,
+    take_early_start,
     wait_until_healthy,
 )
 
@@ -101,8 +103,10 @@ def flow_server(as_json: bool) -> ServerState | None:
     call it before Prefect is imported."""
     if not server_wanted():
         return None
+    # `regflow.cli.main` usually spawned it already, at process start (start_for_command).
+    early = take_early_start()
     with expected_failures(as_json):
-        state, new = spawn_server()
+        state, new = early if early is not None else spawn_server()
     if new:
         typer.echo(
             f"regflow: started a local Prefect server at {state.ui_url} for this and later "

@@ -24,7 +24,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +39,11 @@ NO_SERVER_ENV = "REGFLOW_NO_SERVER"  # 1: keep Prefect's temporary server per co
 START_TIMEOUT_S = 120.0  # a first start runs the database migrations: slow on a busy machine
 STOP_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 2.0
+FLOW_COMMANDS = frozenset({"train", "predict"})  # the commands that run a flow on the server
+
+# The server this process spawned in `start_for_command`, and whether it was new, until the
+# command's `take_early_start` claims it (one command per process: the CLI's).
+_early_start: tuple[ServerState, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -252,3 +257,30 @@ def server_wanted() -> bool:
     if os.environ.get(NO_SERVER_ENV, "").strip().lower() not in {"", "0", "false", "no"}:
         return False
     return _profile_api_url(prefect_home()) is None
+
+
+def start_for_command(argv: Sequence[str]) -> None:
+    """At process start, before any heavy import: spawn (or find) the server when `argv` runs
+    a flow. Its start-up, about 4 s of CPU that is mostly Prefect's server imports, then runs
+    beside the command's own imports and checks instead of after them. A failure here is
+    left for the command's own `spawn_server` call to report."""
+    global _early_start
+    if not argv or argv[0] not in FLOW_COMMANDS or "--help" in argv or not server_wanted():
+        return
+    with suppress(RegflowError, OSError):
+        _early_start = spawn_server()
+
+
+def take_early_start() -> tuple[ServerState, bool] | None:
+    """The (state, new) that `start_for_command` spawned, once; None if it spawned nothing."""
+    global _early_start
+    claimed, _early_start = _early_start, None
+    return claimed
+
+
+def stop_unused_early_server() -> None:
+    """Stop the server `start_for_command` started if the command ended before using it (a
+    usage error, a typo in a path): a command that fails its checks leaves nothing running."""
+    claimed = take_early_start()
+    if claimed is not None and claimed[1]:
+        stop_server(Path(claimed[0].prefect_home))
