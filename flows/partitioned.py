@@ -18,6 +18,7 @@ from prefect import get_run_logger, runtime
 from prefect.variables import Variable
 
 from regflow.errors import GateStoppedError, UsageError
+from regflow.flows.finish import finish_registered
 from regflow.io.datasets import dataset_label, read_partition
 from regflow.partitioned import merge
 from regflow.partitioned.work import Columns, Linear
@@ -29,7 +30,7 @@ from regflow.schemas.params import TrainParams
 from regflow.schemas.results import QuarantineSummary, TrainOutcome, UnchangedOutcome
 from regflow.stats.moment_sweeps import Moments
 from regflow.tasks.evaluate import holdout_outcome, no_holdout_reason
-from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
+from regflow.tasks.events import emit_gate_stopped
 from regflow.tasks.outcomes import StepFailed, unwrap
 from regflow.tasks.partitioned import (
     Dataset,
@@ -48,19 +49,17 @@ from regflow.tasks.publish import (
     QUARANTINE_DIR,
     build_card,
     discard_run,
-    finalize_task,
     library_versions,
     open_staging,
     publish_task,
     render_plots,
 )
 from regflow.tasks.register import CHAMPION, register_scored_task
-from regflow.tasks.report import gate_stop_report_task, report_task
+from regflow.tasks.report import gate_stop_report_task
 from regflow.tasks.train import aims_at_optimum, choose_dtype, resolve_config, select_device
 from regflow.tasks.unchanged import run_fingerprint, unchanged_version
 from regflow.tasks.validate import resolve_columns
 
-PREVIEW_ROWS = 10
 ADDRESS_VARIABLE = "regflow_dask_address"  # a deployment's cluster, set once per workspace
 Unchanged = Callable[..., UnchangedOutcome]
 
@@ -252,7 +251,7 @@ def _train(
         return score_champion(cluster, data, cols, scans, scored)  # it moved since
 
     try:
-        version, promotion, location = unwrap(
+        registered = unwrap(
             register_scored_task(
                 out.registry, name, staged.staging_dir, staged.final_dir, card.signature,
                 metric_scores(challenger), score, eval_split, target_variance=variance,
@@ -263,44 +262,12 @@ def _train(
     except BaseException:
         discard_run(staged)
         raise
-    published = finalize_task(staged)
-    emit_model_registered(name, version.version, version.ref, run_id)
-    if promotion.promoted:
-        emit_model_promoted(
-            name, version.version, promotion.champion_before, promotion.decision.reason
-        )
     quarantine = _quarantine(scans, params.data.max_invalid_fraction) if quarantining else None
-    try:
-        report_task(
-            name, report, trained, evaluation, preview, images, promotion, version.ref, quarantine
-        )
-    except Exception as err:
-        logger.warning("registered %s, but its report artifacts failed: %s", version.ref, err)
-    return TrainOutcome(
-        model=name,
-        flow_run_id=run_id,
-        flow_run_name=runtime.flow_run.name,
-        data_sha256=data.sha256,
-        features=features,
-        target=target,
-        ignored_columns=ignored,
-        text_columns=[],
-        categorical={},
+    return finish_registered(
+        registered, staged, run_id=run_id, data=valid, gate=report, trained=trained,
+        evaluation=evaluation, predictions=preview, images=images, quarantine=quarantine,
         dtype_reason=why,
-        gate=report,
-        training=trained,
-        evaluation=evaluation,
-        paths=published,
-        predictions_preview=preview.head(PREVIEW_ROWS).to_dict("records"),
-        registry=location,
-        model_version=version.version,
-        model_ref=version.ref,
-        promoted=promotion.promoted,
-        champion_before=promotion.champion_before,
-        champion_after=promotion.champion_after,
-        promotion=promotion.decision.model_dump(),
-        quarantine=quarantine,
-    )
+    )  # fmt: skip
 
 
 def _quarantine(scans: list[Any], max_invalid_fraction: float) -> QuarantineSummary:

@@ -11,6 +11,7 @@ from prefect.states import Failed, State
 from pydantic import BaseModel, ValidationError
 
 from regflow.errors import GateStoppedError, RegflowError
+from regflow.flows.finish import finish_registered
 from regflow.flows.partitioned import train_on_cluster
 from regflow.io.datasets import is_multi_file
 from regflow.registry import ModelVersion
@@ -30,14 +31,13 @@ from regflow.schemas.params import (
 )
 from regflow.schemas.results import TrainOutcome, UnchangedOutcome
 from regflow.tasks.evaluate import evaluate_task, kept_positions, make_split
-from regflow.tasks.events import emit_gate_stopped, emit_model_promoted, emit_model_registered
+from regflow.tasks.events import emit_gate_stopped
 from regflow.tasks.gate import gate_task
 from regflow.tasks.ingest import ingest_task
 from regflow.tasks.outcomes import StepFailed, unwrap
 from regflow.tasks.publish import (
     build_card,
     discard_run,
-    finalize_task,
     library_versions,
     publish_task,
     render_plots,
@@ -46,7 +46,6 @@ from regflow.tasks.register import register_task
 from regflow.tasks.report import (
     gate_stop_report_task,
     log_data_summary,
-    report_task,
     unchanged_report_task,
 )
 from regflow.tasks.train import (
@@ -58,8 +57,6 @@ from regflow.tasks.train import (
 )
 from regflow.tasks.unchanged import run_fingerprint, unchanged_version
 from regflow.tasks.validate import quarantine_summary, validate_task
-
-PREVIEW_ROWS = 10  # rows of true against predicted in the outcome (and --json)
 
 
 def _field(value: Any, name: str) -> Any:
@@ -196,7 +193,7 @@ def train(
         # The commit point: until the version registers, nothing is left behind. After it, no
         # RegflowError can end the run, so the CLI may say a failed run left nothing.
         try:
-            version, promotion, location = unwrap(
+            registered = unwrap(
                 register_task(
                     out.registry,
                     name,
@@ -218,53 +215,11 @@ def train(
         except BaseException:
             discard_run(staged)
             raise
-        published = finalize_task(staged)
-        emit_model_registered(name, version.version, version.ref, run_id)
-        if promotion.promoted:
-            emit_model_promoted(
-                name, version.version, promotion.champion_before, promotion.decision.reason
-            )
-        try:  # after the commit point a failed artifact is a warning, not a failed run
-            report_task(
-                name, report, trained, evaluation, predictions, images, promotion, version.ref,
-                quarantine,
-            )  # fmt: skip
-        except Exception as err:
-            logger.warning("registered %s, but its report artifacts failed: %s", version.ref, err)
-        logger.info(
-            "done: %s, %s MSE %.6g, R² %.6g; optimality gap %s; outputs in %s",
-            name,
-            evaluation.fit_split,
-            evaluation.model_mse,
-            evaluation.metrics[evaluation.fit_split].r2,
-            evaluation.optimality_gap,
-            published.run_dir,
-        )
-        return TrainOutcome(
-            model=name,
-            flow_run_id=run_id,
-            flow_run_name=runtime.flow_run.name,
-            data_sha256=valid.sha256,
-            features=valid.features,
-            target=valid.target,
-            ignored_columns=valid.ignored_columns,
-            text_columns=valid.text_columns,
-            categorical=valid.levels,
-            dtype_reason=why,
-            gate=report,
-            training=trained,
-            evaluation=evaluation,
-            paths=published,
-            predictions_preview=predictions.head(PREVIEW_ROWS).to_dict("records"),
-            registry=location,
-            model_version=version.version,
-            model_ref=version.ref,
-            promoted=promotion.promoted,
-            champion_before=promotion.champion_before,
-            champion_after=promotion.champion_after,
-            promotion=promotion.decision.model_dump(),
-            quarantine=quarantine,
-        )
+        return finish_registered(
+            registered, staged, run_id=run_id, data=valid, gate=report, trained=trained,
+            evaluation=evaluation, predictions=predictions, images=images,
+            quarantine=quarantine, dtype_reason=why,
+        )  # fmt: skip
     except StepFailed as stop:
         return _failed(stop.error)
     except RegflowError as err:
