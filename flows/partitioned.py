@@ -21,7 +21,7 @@ from regflow.errors import GateStoppedError, UsageError
 from regflow.flows.finish import finish_registered
 from regflow.io.datasets import dataset_label, read_partition
 from regflow.partitioned import merge
-from regflow.partitioned.work import Columns, Linear
+from regflow.partitioned.work import Columns, Linear, Scanned
 from regflow.registry import IntegrityError, Predictor, Registry
 from regflow.registry.errors import NotFoundError
 from regflow.runtime.engine import Cluster, dask_cluster
@@ -43,6 +43,7 @@ from regflow.tasks.partitioned import (
     scan_task,
     score_champion,
     train_moments_task,
+    with_hashes,
 )
 from regflow.tasks.publish import (
     PREDICTIONS_DIR,
@@ -125,21 +126,48 @@ def train_on_cluster(
     with dask_cluster(cluster_address(opts.dask_address), logger) as cluster:
         data = unwrap(describe_task(cluster, params.data.path, source, return_state=True))
         features, ignored = _features(data, params)
-        fingerprint = run_fingerprint(
-            data.sha256, params.model_settings(features), library_versions()["regflow"]
-        )
-        if not out.force:
-            same = unchanged_version(out.registry, name, data.sha256, fingerprint,
-                                     out.registry_store)  # fmt: skip
-            if same is not None:
-                return unchanged(name, *same, data.sha256, fingerprint, run_id)
+        run_folder = Path(out.out) / name
+        had_run_folder = run_folder.exists()
         staging, final = open_staging(out.out, name, run_id)
         try:
-            return _train(params, name, run_id, cluster, data, features, ignored, fingerprint,
-                          (staging, final))  # fmt: skip
+            cols = _columns(params, data, features, staging)
+            # Parquet files are hashed as the validate pass reads them: the unchanged check
+            # comes after it, still before anything is judged, trained or written.
+            scans = unwrap(scan_task(cluster, data, cols, return_state=True))
+            data = with_hashes(data, scans)
+            fingerprint = run_fingerprint(
+                data.sha256, params.model_settings(features), library_versions()["regflow"]
+            )
+            same = None
+            if not out.force and data.sha256:  # no fingerprint: a file failed to read
+                same = unchanged_version(out.registry, name, data.sha256, fingerprint,
+                                         out.registry_store)  # fmt: skip
+            if same is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not had_run_folder and not any(run_folder.iterdir()):
+                    run_folder.rmdir()  # an unchanged run leaves the output folder as it was
+                return unchanged(name, *same, data.sha256, fingerprint, run_id)
+            return _train(params, name, run_id, cluster, data, (cols, scans), features,
+                          ignored, fingerprint, (staging, final))  # fmt: skip
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # a failed run leaves nothing behind
             raise
+
+
+def _columns(params: TrainParams, data: Dataset, features: list[str], staging: Path) -> Columns:
+    """What every pass needs to know about the columns, the split and the outputs."""
+    opts = params.training
+    quarantining = params.data.on_invalid == "quarantine"
+    return Columns(
+        features=features,
+        target=params.data.target,
+        quarantine=quarantining,
+        holdout=opts.holdout,
+        seed=opts.seed,
+        sample_fraction=sample_fraction(data.rows),
+        quarantine_dir=str(staging / QUARANTINE_DIR) if quarantining else None,
+        device=select_device(opts.device).type,
+    )
 
 
 def _train(
@@ -148,6 +176,7 @@ def _train(
     run_id: str | None,
     cluster: Cluster,
     data: Dataset,
+    scanned: tuple[Columns, list[Scanned]],
     features: list[str],
     ignored: list[str],
     fingerprint: str,
@@ -157,17 +186,7 @@ def _train(
     opts, out, target = params.training, params.registry, params.data.target
     staging = staged_paths[0]
     quarantining = params.data.on_invalid == "quarantine"
-    cols = Columns(
-        features=features,
-        target=target,
-        quarantine=quarantining,
-        holdout=opts.holdout,
-        seed=opts.seed,
-        sample_fraction=sample_fraction(data.rows),
-        quarantine_dir=str(staging / QUARANTINE_DIR) if quarantining else None,
-        device=select_device(opts.device).type,
-    )
-    scans = unwrap(scan_task(cluster, data, cols, return_state=True))
+    cols, scans = scanned
     source = data.source
     merge.check_scans(source, scans, params.data.max_invalid_fraction)
     report, moments = unwrap(

@@ -1,6 +1,7 @@
 """The dask engine's steps: each one pass over the files on the cluster, merged here.
 
-describe (sizes, SHA-256, schemas) -> scan (validate, moments, sample) -> gate (a second
+describe (sizes, schemas; CSV's SHA-256) -> scan (validate, moments, sample; Parquet's
+SHA-256, hashed as the file is read) -> gate (a second
 pass for residual diagnostics) -> train (from the merged moments, O(d^2) per epoch) ->
 evaluate (predictions written by the workers, metric sums merged). A progress artifact per
 pass counts the partitions done; the terminal shows the same count.
@@ -9,7 +10,7 @@ pass counts the partitions done; the terminal shows the same count.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 import numpy as np
@@ -18,7 +19,13 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from regflow.errors import InvalidInputError
-from regflow.io.datasets import DatasetFile, check_same_schema, dataset_sha256, expand_dataset
+from regflow.io.datasets import (
+    UNHASHED,
+    DatasetFile,
+    check_same_schema,
+    dataset_sha256,
+    expand_dataset,
+)
 from regflow.partitioned import merge
 from regflow.partitioned.work import (
     Columns,
@@ -58,7 +65,8 @@ SAMPLE_ROWS = SPEARMAN_MAX_ROWS  # rows drawn for Spearman, the plots and drift 
 
 @dataclass(frozen=True)
 class Dataset:
-    """The files of a partitioned dataset, where each one's rows start, and its fingerprint."""
+    """The files of a partitioned dataset, where each one's rows start, and its fingerprint
+    (UNHASHED until every file's SHA-256 is known: see with_hashes)."""
 
     source: str
     files: list[DatasetFile]
@@ -98,7 +106,8 @@ def _counter(label: str, total: int) -> Callable[[int, int], None]:
 
 
 def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Dataset:
-    """List the files, hash and describe each on the cluster, and check they agree."""
+    """List the files, describe each on the cluster, and check they agree. Parquet files
+    are described from their footers; the validate pass hashes them (with_hashes)."""
     paths = expand_dataset(data)
     found = map_partitions(
         cluster,
@@ -114,13 +123,27 @@ def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Da
     check_same_schema(files)
     parts, first = [], 0
     for i, described in enumerate(files):
-        parts.append(Part(i, described.path, first, described.rows))
+        hashed = described.sha256 != UNHASHED
+        parts.append(Part(i, described.path, first, described.rows, needs_sha256=not hashed))
         first += described.rows
     fmt = "parquet" if files[0].path.lower().endswith(".parquet") else "csv"
-    get_run_logger().info(
-        "dataset: %d files, %d rows, SHA-256 %s", len(files), first, dataset_sha256(files)[:12]
-    )
-    return Dataset(source, files, parts, dataset_sha256(files), fmt)
+    get_run_logger().info("dataset: %d files, %d rows", len(files), first)
+    return _fingerprinted(Dataset(source, files, parts, UNHASHED, fmt))
+
+
+def _fingerprinted(data: Dataset) -> Dataset:
+    if any(f.sha256 == UNHASHED for f in data.files):
+        return data
+    get_run_logger().info("dataset SHA-256 %s", dataset_sha256(data.files)[:12])
+    return replace(data, sha256=dataset_sha256(data.files))
+
+
+def with_hashes(data: Dataset, scans: list[Scanned]) -> Dataset:
+    """The dataset with the SHA-256 the validate pass took of the files it hashed, and its
+    fingerprint (still UNHASHED if a file could not be read: the scan names the problem)."""
+    by_index = {s.index: s.file for s in scans if s.file is not None}
+    files = [by_index.get(i, f) if f.sha256 == UNHASHED else f for i, f in enumerate(data.files)]
+    return _fingerprinted(replace(data, files=files))
 
 
 def scan(cluster: Cluster, data: Dataset, cols: Columns) -> list[Scanned]:

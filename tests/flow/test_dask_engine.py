@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from regflow.flows.training import train
+from regflow.io.datasets import dataset_sha256, describe_file
 from regflow.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -196,3 +197,32 @@ def test_a_run_starts_and_closes_its_own_cluster(tmp_path: Path) -> None:
     assert outcome.evaluation.metrics["all"].n == sum(
         len(pd.read_parquet(p)) for p in sorted(folder.glob("part-0[0-4]*.parquet"))
     )
+
+
+def test_validate_pass_hashes_parquet_and_unchanged_data_trains_nothing(
+    tmp_path: Path, cluster_address: str
+) -> None:
+    """Parquet files are hashed as the validate pass reads them: the fingerprint and the
+    card's file list are those of describe_file, and the same data again registers nothing
+    and leaves no staging folder behind."""
+    folder = tmp_path / "parts"
+    write_dataset(folder, rows=(30, 40))
+    first = run(tmp_path, str(folder), "dask", dask_address=cluster_address)
+    files = [describe_file(str(path)) for path in sorted(folder.glob("*.parquet"))]
+    assert first.data_sha256 == dataset_sha256(files)
+    card = json.loads(Path(first.paths.card).read_text())
+    listed = [(f["path"], f["size"], f["sha256"], f["rows"]) for f in card["data"]["files"]]
+    assert listed == [(f.path, f.size, f.sha256, f.rows) for f in files]
+    runs = tmp_path / "runs" / "sales"
+    before = sorted(runs.iterdir())
+
+    again = run(tmp_path, str(folder), "dask", dask_address=cluster_address)
+    assert again.status == "unchanged" and again.model_version == first.model_version
+    assert again.data_sha256 == first.data_sha256
+    assert sorted(runs.iterdir()) == before  # the validate pass's staging folder is gone
+
+    moved = pd.read_parquet(folder / "part-005.parquet")
+    moved.loc[0, "y"] += 1.0
+    moved.to_parquet(folder / "part-005.parquet", index=False)
+    changed = run(tmp_path, str(folder), "dask", dask_address=cluster_address)
+    assert changed.status == "completed" and changed.data_sha256 != first.data_sha256

@@ -8,6 +8,7 @@ import hashlib
 import pickle
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import fsspec
@@ -27,6 +28,8 @@ from regflow.io.datasets import (
     expand_dataset,
     is_multi_file,
     load_partition,
+    outline_file,
+    read_float_columns,
     read_partition,
 )
 from regflow.tasks.ingest import read_table
@@ -190,6 +193,46 @@ def test_describe_csv_as_ingest_parses_it(csv_dir: Path) -> None:
     assert info.rows == len(frame) == ROWS
     assert info.dtypes == tuple(str(t) for t in frame.dtypes)
     assert info.sha256 == read_table(path).sha256  # one file's own fingerprint
+
+
+def test_outline_leaves_parquet_unhashed_and_describes_csv_in_full(
+    parquet_dir: Path, csv_dir: Path
+) -> None:
+    """The dask engine's describe pass: a Parquet file's footer only (its bytes are hashed
+    when the validate pass reads them, by load_partition); a CSV file as describe_file."""
+    path = _parts(parquet_dir)[7]
+    outline = outline_file(path)
+    assert outline.sha256 == datasets.UNHASHED
+    assert outline == replace(describe_file(path), sha256=datasets.UNHASHED)
+    assert load_partition(path)[0] == describe_file(path)
+    csv_path = _parts(csv_dir, ".csv")[0]
+    assert outline_file(csv_path) == describe_file(csv_path)
+
+
+def test_float_columns_straight_from_arrow_are_what_pandas_gives(tmp_path: Path) -> None:
+    path = tmp_path / "kinds.parquet"
+    table = pa.table(
+        {
+            "i": pa.array([1, None, 3, 2**60 + 1], pa.int64()),
+            "u": pa.array([7, 8, 9, 10], pa.uint8()),
+            "f": pa.array([0.1, 0.2, None, float("inf")], pa.float32()),
+            "b": pa.array([True, False, True, None]),
+            "d": pa.array([1.5, -2.0, 3.25, 1e300]),
+            "s": pa.array(["1", "2", "3", "4"]),
+        }
+    )
+    pq.write_table(table, path)
+    names = ["i", "u", "f", "b", "d"]
+    frame = read_partition(str(path))
+    values = read_float_columns(str(path), names)
+    assert values is not None
+    for name, got in zip(names, values, strict=True):
+        want = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.float64
+    assert read_float_columns(str(path), ["d", "s"]) is None  # text: read_partition's way
+    assert read_float_columns(str(path), ["d", "missing"]) is None
+    assert read_float_columns(str(tmp_path / "gone.parquet"), ["d"]) is None
 
 
 def test_per_file_functions_pickle_by_reference() -> None:

@@ -13,8 +13,10 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem
@@ -39,9 +41,13 @@ __all__ = [
     "expand_dataset",
     "is_multi_file",
     "load_partition",
+    "outline_file",
     "read_dataset",
+    "read_float_columns",
     "read_partition",
 ]
+
+UNHASHED = ""  # outline_file's sha256 for a file whose bytes are hashed when first read
 
 
 def _columns(frame: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -110,6 +116,20 @@ def describe_file(path: str) -> DatasetFile:
     return _load(path, with_parquet_data=False)[0]
 
 
+def outline_file(path: str) -> DatasetFile:
+    """describe_file without the hash where the hash needs a read of its own: a local
+    Parquet file's rows, columns and dtypes come from its footer, and its sha256 is UNHASHED
+    (load_partition hashes it when the data is read anyway). CSV files (whose row count
+    needs a parse) and remote files (fetched whole either way) are described in full."""
+    if is_remote(path):
+        return describe_file(path)
+    local, fmt = check_local_file(path)
+    if fmt != "parquet":
+        return describe_file(path)
+    rows, columns, dtypes = _parquet_footer(path, local)
+    return DatasetFile(path, os.path.getsize(local), UNHASHED, rows, columns, dtypes)
+
+
 def load_partition(path: str) -> tuple[DatasetFile, pd.DataFrame]:
     """describe_file and read_partition in one pass over the file (one read, one hash)."""
     return _load(path, with_parquet_data=True)
@@ -123,6 +143,42 @@ def read_partition(path: str) -> pd.DataFrame:
     local, fmt = check_local_file(path)
     by_path = os.path.getsize(local) <= PARSE_BY_PATH_MAX_BYTES
     return parse_local(path, local, fmt, by_path=by_path)
+
+
+def _is_plain_number(kind: pa.DataType) -> bool:
+    """Arrow types whose cast to float64 is what pandas and numpy make of them."""
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_float32(kind)
+        or pa.types.is_float64(kind)
+        or pa.types.is_boolean(kind)
+    )
+
+
+def read_float_columns(path: str, names: Sequence[str]) -> list[np.ndarray] | None:
+    """Only these columns of a local Parquet file, as float64 arrays (nulls as NaN), read
+    straight from Arrow: the values `pd.to_numeric(read_partition(path)[name])` gives, without
+    decoding the other columns or building a frame. None where that shortcut does not apply
+    (CSV, remote, a column of another type, a file that fails to read): use read_partition,
+    which also names the problem."""
+    if is_remote(path):
+        return None
+    try:
+        local, fmt = check_local_file(path)
+        if fmt != "parquet":
+            return None
+        table = pq.read_table(local, columns=list(names), memory_map=True)
+    except (InvalidInputError, pa.ArrowInvalid, OSError, KeyError):
+        return None
+    if table.num_columns != len(names):
+        return None  # a name missing from, or repeated in, the file
+    columns = [table.column(name) for name in names]
+    if not all(_is_plain_number(column.type) for column in columns):
+        return None
+    return [
+        np.ascontiguousarray(pc.cast(column, pa.float64(), safe=False).to_numpy(), dtype=np.float64)
+        for column in columns
+    ]
 
 
 def _kind(dtype: str) -> str:

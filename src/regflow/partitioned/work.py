@@ -21,7 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem
-from regflow.io.datasets import DatasetFile, describe_file, read_partition
+from regflow.io.datasets import (
+    DatasetFile,
+    load_partition,
+    outline_file,
+    read_float_columns,
+    read_partition,
+)
 from regflow.partitioned.gpu_moments import torch_moments
 from regflow.runtime.faults import kill_once
 from regflow.schemas.dataset import screen_frame, validate_frame
@@ -54,6 +60,7 @@ class Part:
     path: str
     first_row: int
     rows: int
+    needs_sha256: bool = False  # described from its footer: the validate pass hashes it
 
 
 Item = tuple[Part, np.ndarray]  # a file, and the positions validation set aside in it
@@ -87,6 +94,7 @@ class Scanned:
     train: Moments | None = None
     holdout: Moments | None = None
     sample: pd.DataFrame | None = None
+    file: DatasetFile | None = None  # the file as read and hashed here (Part.needs_sha256)
 
 
 @dataclass
@@ -110,23 +118,36 @@ class Linear:
 
 
 def describe_or_problem(path: str) -> DatasetFile | list[Problem]:
-    """describe_file, with a failure returned as its problems (see scan_partition)."""
+    """outline_file (a Parquet file's footer; its hash waits for the validate pass), with a
+    failure returned as its problems (see scan_partition)."""
     try:
-        return describe_file(path)
+        return outline_file(path)
     except InvalidInputError as err:
         return list(err.problems)
 
 
-def _kept_arrays(
-    frame: pd.DataFrame, cols: Columns, dropped: np.ndarray
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Feature columns and target as float64 (the kept rows only) and their local positions."""
-    kept = np.setdiff1d(np.arange(len(frame), dtype=np.int64), dropped, assume_unique=True)
-    values = [
+def _float_columns(frame: pd.DataFrame, cols: Columns) -> list[np.ndarray]:
+    return [
         np.ascontiguousarray(pd.to_numeric(frame[name], errors="coerce"), dtype=np.float64)
         for name in [*cols.features, cols.target]
     ]
-    if len(kept) < len(frame):  # copying every column for nothing cost a third of the scan
+
+
+def _read_columns(part: Part, cols: Columns) -> list[np.ndarray]:
+    """Every feature column and the target of a file that validation passed, as float64:
+    straight from Arrow where it can (only these columns, no frame), else via read_partition."""
+    names = [*cols.features, cols.target]
+    values = read_float_columns(part.path, names)
+    return _float_columns(read_partition(part.path), cols) if values is None else values
+
+
+def _kept_arrays(
+    values: list[np.ndarray], dropped: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Feature columns and target (the kept rows only) and their local positions."""
+    rows = len(values[-1])
+    kept = np.setdiff1d(np.arange(rows, dtype=np.int64), dropped, assume_unique=True)
+    if len(kept) < rows:  # copying every column for nothing cost a third of the scan
         values = [column[kept] for column in values]
     return values[:-1], values[-1], kept
 
@@ -157,8 +178,12 @@ def scan_partition(part: Part, cols: Columns) -> Scanned:
     """Pass 1: validate the file, then the moments of every row, the training rows and the
     held-out rows, and the sampled rows. Problems come back as data (exceptions with
     structured arguments do not survive pickling)."""
+    described = None
     try:
-        frame = read_partition(part.path)
+        if part.needs_sha256:  # one read for the hash and the data
+            described, frame = load_partition(part.path)
+        else:
+            frame = read_partition(part.path)
         dropped = np.zeros(0, dtype=np.int64)
         if cols.quarantine:
             screened = screen_frame(
@@ -172,10 +197,10 @@ def scan_partition(part: Part, cols: Columns) -> Scanned:
         else:
             validate_frame(frame, cols.features, cols.target, part.path, table_checks=False)
     except InvalidInputError as err:
-        return Scanned(part.index, part.rows, problems=list(err.problems))
-    columns, y, kept = _kept_arrays(frame, cols, dropped)
+        return Scanned(part.index, part.rows, problems=list(err.problems), file=described)
+    columns, y, kept = _kept_arrays(_float_columns(frame, cols), dropped)
     held = _split_masks(part, kept, cols)
-    result = Scanned(part.index, len(frame), dropped=dropped, rejected=len(dropped))
+    result = Scanned(part.index, len(frame), dropped=dropped, rejected=len(dropped), file=described)
     if cols.quarantine and len(dropped):
         per_check = screened.rejected.drop_duplicates(["row", "check"])["check"].value_counts()
         result.by_check = {str(k): int(v) for k, v in per_check.items()}
@@ -207,15 +232,12 @@ def _write_quarantine(rejected: pd.DataFrame, part: Part, folder: str) -> None:
 
 def _data(part: Part, cols: Columns, dropped: np.ndarray, rows: str = "all") -> Data:
     """The file's kept rows (or only its training rows) as sweep input, by local position."""
-    frame = read_partition(part.path)
-    columns = [
-        pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-        for name in [*cols.features, cols.target]
-    ]
-    kept = np.setdiff1d(np.arange(len(frame), dtype=np.int64), dropped, assume_unique=True)
+    columns = _read_columns(part, cols)
+    n = len(columns[-1])
+    kept = np.setdiff1d(np.arange(n, dtype=np.int64), dropped, assume_unique=True)
     if rows == "train":
         kept = kept[~_split_masks(part, kept, cols)]
-    index = None if len(kept) == len(frame) else kept
+    index = None if len(kept) == n else kept
     return Data(columns[:-1], columns[-1], index)
 
 
@@ -264,8 +286,7 @@ def evaluate_partition(
     (on the evaluation rows)."""
     part, dropped = item
     kill_once(f"dask:evaluate:{part.index}")
-    frame = read_partition(part.path)
-    columns, y, kept = _kept_arrays(frame, cols, dropped)
+    columns, y, kept = _kept_arrays(_read_columns(part, cols), dropped)
     held = _split_masks(part, kept, cols)
     predicted = _predict(columns, model)
     has_holdout = cols.holdout > 0
@@ -307,7 +328,7 @@ def _scored(
 def score_partition(item: Item, cols: Columns, model: Linear) -> MetricSums:
     """A champion's metric sums on this file's evaluation rows (held out, or all)."""
     part, dropped = item
-    columns, y, kept = _kept_arrays(read_partition(part.path), cols, dropped)
+    columns, y, kept = _kept_arrays(_read_columns(part, cols), dropped)
     held = _split_masks(part, kept, cols)
     rows = held if cols.holdout > 0 else np.ones(len(y), dtype=bool)
     return _scored(columns, y, rows, cols, model)
