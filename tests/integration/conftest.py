@@ -39,4 +39,5 @@ def deployed(server: LocalServer, client: SyncPrefectClient) -> dict[str, Deploy
     return {
         "nightly": client.read_deployment_by_name("train/nightly"),
         "hourly": client.read_deployment_by_name("score/hourly"),
+        "partitioned": client.read_deployment_by_name("train/partitioned"),
     }

@@ -244,12 +244,13 @@ def test_installed_serve_lists_and_builds_deployments_anywhere(venv: Venv, tmp_p
     done = python(venv, home, tmp_path, "-c", code)
     assert done.returncode == 0, done.stderr[-6000:]
     built = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(built) == {"nightly", "hourly"}
-    seed = str(venv.site_packages / "regflow" / "data" / "seed.csv")
-    for entrypoint, file, parameters in built.values():
+    assert set(built) == {"nightly", "hourly", "partitioned"}
+    bundled = venv.site_packages / "regflow" / "data"
+    for name, (entrypoint, file, parameters) in built.items():
         assert entrypoint.startswith("regflow.flows."), entrypoint
         assert Path(file).is_relative_to(venv.site_packages), file
-        assert seed in json.dumps(parameters), parameters
+        data = bundled / ("parts" if name == "partitioned" else "seed.csv")
+        assert data.exists() and str(data) in json.dumps(parameters), parameters
 
 
 def stand_in_wheel(name: str, root: Path) -> Path:
