@@ -145,7 +145,8 @@ def test_scheduler_creates_scheduled_runs(
         )
         return [r for r in runs if r.auto_scheduled and r.state and r.state.is_scheduled()]
 
-    for name, deployment in deployed.items():
+    for name in ("nightly", "hourly"):  # train/partitioned runs on demand: no schedule
+        deployment = deployed[name]
         runs = wait_for(f"scheduled runs of {name}", lambda d=deployment: scheduled(d), 90)
         assert all(r.expected_start_time > now("UTC") for r in runs)
         assert all(r.work_queue_name == "default" for r in runs)
@@ -154,6 +155,7 @@ def test_scheduler_creates_scheduled_runs(
     hourly = scheduled(deployed["hourly"])
     assert len(hourly) >= 3
     assert {r.expected_start_time.minute for r in hourly} == {0}
+    assert scheduled(deployed["partitioned"]) == []
 
 
 def test_worker_completes_a_deployment_run(client: SyncPrefectClient, executed: Executed) -> None:
