@@ -9,6 +9,7 @@ import platform
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from regflow import plots
 from regflow.io.model_files import LinearWeights, save_weights
 from regflow.io.safe_csv import neutralise_formulas
+from regflow.runtime.cores import usable_cores
 from regflow.runtime.faults import kill_point
 from regflow.schemas.files import QUARANTINE_FILE
 from regflow.schemas.frames import ValidatedData
@@ -139,12 +141,19 @@ def signature(data: ValidatedData) -> Signature:
 
 
 def training_summary(data: ValidatedData, rows: np.ndarray | None) -> dict[str, ColumnSummary]:
-    """Each feature's and the target's distribution on the training rows (for drift)."""
-    summary = {}
-    for column in [*data.features, data.target]:
+    """Each feature's and the target's distribution on the training rows (for drift).
+
+    One column per core at a time: each summary sorts its column (0.7 s at 8M rows), and
+    numpy's sort releases the GIL, so threads halve the time on two cores.
+    """
+    columns = [*data.features, data.target]
+
+    def summarize(column: str) -> ColumnSummary:
         values = data.frame[column].to_numpy(dtype=np.float64)
-        summary[column] = summarize_column(values if rows is None else values[rows])
-    return summary
+        return summarize_column(values if rows is None else values[rows])
+
+    with ThreadPoolExecutor(max_workers=max(1, min(usable_cores(), len(columns)))) as pool:
+        return dict(zip(columns, pool.map(summarize, columns), strict=True))
 
 
 def _weights(trained: TrainResult) -> LinearWeights:
