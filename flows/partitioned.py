@@ -35,7 +35,6 @@ from regflow.tasks.outcomes import StepFailed, unwrap
 from regflow.tasks.partitioned import (
     Dataset,
     describe_task,
-    metric_scores,
     partitioned_evaluate_task,
     partitioned_gate_task,
     sample_fraction,
@@ -55,7 +54,7 @@ from regflow.tasks.publish import (
     publish_task,
     render_plots,
 )
-from regflow.tasks.register import CHAMPION, register_scored_task
+from regflow.tasks.register import CHAMPION, promotion_scores, register_scored_task
 from regflow.tasks.report import gate_stop_report_task
 from regflow.tasks.train import aims_at_optimum, choose_dtype, resolve_config, select_device
 from regflow.tasks.unchanged import run_fingerprint, unchanged_version
@@ -254,7 +253,7 @@ def _train(
     challenger = evaluation.metrics[eval_split]
     champion_sums = merge.merge_all(p.champion for p in parts)
     champion_scores = (
-        None if champion_sums is None else metric_scores(champion_sums.to_split_metrics("all"))
+        None if champion_sums is None else promotion_scores(champion_sums.to_split_metrics("all"))
     )
     eval_moments = moments if not cols.holdout else merge.merge_all(s.holdout for s in scans)
     variance = (
@@ -273,7 +272,7 @@ def _train(
         registered = unwrap(
             register_scored_task(
                 out.registry, name, staged.staging_dir, staged.final_dir, card.signature,
-                metric_scores(challenger), score, eval_split, target_variance=variance,
+                promotion_scores(challenger), score, eval_split, target_variance=variance,
                 min_r2=out.min_r2, min_improvement=out.min_improvement, actor=run_id,
                 link_files=True, store=out.registry_store, return_state=True,
             )

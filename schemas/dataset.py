@@ -198,6 +198,17 @@ QUARANTINE_COLUMNS = ["row", "column", "check", "value"]
 MAX_SCREENS = 5  # pandera may report a row's second failure only once the first is gone
 
 
+def too_many_invalid(rejected: int, total: int, max_fraction: float, source: str | None) -> Problem:
+    """Quarantine would set aside more than --max-invalid-fraction of the rows."""
+    return Problem(
+        check="max_invalid_fraction",
+        message=f"{rejected} of {total} rows ({rejected / total:.1%}) failed a row check; at "
+        f"most {max_fraction:.1%} may be quarantined (--max-invalid-fraction)",
+        file=source,
+        count=rejected,
+    )
+
+
 @dataclass(frozen=True)
 class Screened:
     """The rows that passed every row check, and every rejected row with what it failed."""
@@ -263,16 +274,7 @@ def screen_frame(
         rejected_rows = pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
     n_rejected = int(rejected_rows["row"].nunique())
     if total and n_rejected / total > max_invalid_fraction:
-        problems.append(
-            Problem(
-                check="max_invalid_fraction",
-                message=f"{n_rejected} of {total} rows ({n_rejected / total:.1%}) failed a row "
-                f"check; at most {max_invalid_fraction:.1%} may be quarantined "
-                "(--max-invalid-fraction)",
-                file=source,
-                count=n_rejected,
-            )
-        )
+        problems.append(too_many_invalid(n_rejected, total, max_invalid_fraction, source))
         raise InvalidInputError(source, problems)
     note = f" after quarantining {n_rejected} rows" if n_rejected else ""
     valid = _validate_selected(remaining, features, target, source, note, table_checks)

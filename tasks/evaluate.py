@@ -11,7 +11,7 @@ from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats.fit_summary import reference_fit
 from regflow.stats.linear_predictions import linear_predictions
 from regflow.stats.metrics import split_metrics
-from regflow.stats.splitting import holdout_mask
+from regflow.stats.splitting import holdout_mask, split_column
 from regflow.tasks.outcomes import pipeline_task
 
 MIN_ROWS_FOR_HOLDOUT = 30
@@ -90,16 +90,12 @@ def predict(frame: pd.DataFrame, coefficients: dict[str, float], intercept: floa
 
 
 def _split_column(plan: SplitPlan) -> pd.Categorical[str]:
-    """plan.labels() as a categorical: one byte a row, built by index.
-
-    A column of 10M strings took 0.6 s to build and made the Parquet file slower to write.
-    The categories are sorted, so grouping by split keeps the alphabetical order of strings.
-    """
+    """plan.labels() as a categorical (see split_column)."""
     if plan.holdout_rows is None:
-        return pd.Categorical.from_codes(np.zeros(plan.n_rows, dtype=np.int8), pd.Index(["all"]))
-    codes = np.ones(plan.n_rows, dtype=np.int8)  # "train"
-    codes[plan.holdout_rows] = 0
-    return pd.Categorical.from_codes(codes, pd.Index(["holdout", "train"]))
+        return split_column(None, plan.n_rows)
+    held = np.zeros(plan.n_rows, dtype=bool)
+    held[plan.holdout_rows] = True
+    return split_column(held, plan.n_rows)
 
 
 def check_optimality(evaluation: Evaluation, max_gap: float | None, aims_at_optimum: bool) -> None:

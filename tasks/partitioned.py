@@ -37,6 +37,8 @@ from regflow.partitioned.work import (
     describe_or_problem,
     evaluate_partition,
     gate_residuals,
+    predict_linear,
+    predictions_frame,
     qr_residuals,
     r_factor,
     scan_partition,
@@ -44,7 +46,7 @@ from regflow.partitioned.work import (
 )
 from regflow.runtime import progress as run_progress
 from regflow.runtime.engine import Cluster, map_partitions
-from regflow.schemas.results import Evaluation, GateReport, Split, SplitMetrics, TrainResult
+from regflow.schemas.results import Evaluation, GateReport, Split, TrainResult
 from regflow.stats.correlation import spearman_sampled
 from regflow.stats.fit_summary import FitSummary, summary_from_qr, summary_from_sweeps
 from regflow.stats.moment_sweeps import Moments, solve_moments
@@ -57,6 +59,7 @@ from regflow.tasks.gate import (
     rows_needed,
 )
 from regflow.tasks.outcomes import pipeline_task
+from regflow.tasks.register import promotion_scores
 from regflow.tasks.train import TrainConfig, describe_device, select_device
 from regflow.tasks.train_moments import fit_linear_from_moments
 
@@ -334,26 +337,17 @@ def score_champion(
         label="champion", on_done=_counter("score champion", len(data.parts)),
     )  # fmt: skip
     total = merge.merge_all(parts)
-    return None if total is None else metric_scores(total.to_split_metrics("all"))
-
-
-def metric_scores(metrics: SplitMetrics) -> dict[str, float]:
-    """The metrics champion/challenger compares, as the local register step gives them."""
-    return {"mse": metrics.mse, "rmse": metrics.rmse, "mae": metrics.mae, "r2": metrics.r2,
-            "n": float(metrics.n)}  # fmt: skip
+    return None if total is None else promotion_scores(total.to_split_metrics("all"))
 
 
 def sample_predictions(sample: pd.DataFrame, cols: Columns, trained: TrainResult) -> pd.DataFrame:
     """The sampled rows' true and predicted values (plots and the preview), split labelled."""
+    model = Linear(cols.features, [trained.coefficients[f] for f in cols.features],
+                   trained.intercept)  # fmt: skip
+    columns = [sample[name].to_numpy(dtype=np.float64) for name in cols.features]
+    held = sample["__holdout"].to_numpy(dtype=bool) if cols.holdout > 0 else None
     y = sample[cols.target].to_numpy(dtype=np.float64)
-    predicted = np.full(len(sample), trained.intercept)
-    for name in cols.features:
-        predicted += trained.coefficients[name] * sample[name].to_numpy(dtype=np.float64)
-    held = sample["__holdout"].to_numpy(dtype=bool)
-    labels = np.where(held, "holdout", "train") if cols.holdout > 0 else np.full(len(y), "all")
-    return pd.DataFrame(
-        {"true": y, "predicted": predicted, "residual": y - predicted, "split": labels}
-    )
+    return predictions_frame(y, predict_linear(columns, model), held)
 
 
 describe_task = pipeline_task(describe_dataset, name="describe", retries=2)

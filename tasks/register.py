@@ -24,6 +24,7 @@ from regflow.registry import (
 )
 from regflow.schemas.model_card import Signature
 from regflow.schemas.promotion import PromotionDecision, PromotionResult
+from regflow.schemas.results import SplitMetrics
 from regflow.stats.metrics import split_metrics
 from regflow.tasks.outcomes import pipeline_task
 
@@ -32,9 +33,13 @@ CAS_ATTEMPTS = 3  # another run may move the champion between our read and our w
 UNDECIDED_VERSION = 0  # the challenger's number is allocated only when it registers
 
 
-def _metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    m = split_metrics("all", y, predicted)
+def promotion_scores(m: SplitMetrics) -> dict[str, float]:
+    """The metrics champion/challenger compares, as a plain dict (both engines)."""
     return {"mse": m.mse, "rmse": m.rmse, "mae": m.mae, "r2": m.r2, "n": float(m.n)}
+
+
+def _metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    return promotion_scores(split_metrics("all", y, predicted))
 
 
 ChampionScorer = Callable[[Predictor], dict[str, float] | None]

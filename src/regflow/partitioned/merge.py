@@ -15,7 +15,7 @@ import pandas as pd
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.partitioned.work import Columns, Evaluated, Scanned
-from regflow.schemas.dataset import CHECK_MESSAGES, MIN_ROWS
+from regflow.schemas.dataset import CHECK_MESSAGES, MIN_ROWS, too_many_invalid
 from regflow.schemas.results import Split, SplitMetrics
 from regflow.stats.metrics import MetricSums
 from regflow.stats.moment_sweeps import Moments, Residuals
@@ -62,11 +62,8 @@ def check_scans(source: str, scans: Sequence[Scanned], max_invalid_fraction: flo
     read = sum(scan.rows_read for scan in scans)
     rejected = sum(scan.rejected for scan in scans)
     if read and rejected / read > max_invalid_fraction:
-        raise InvalidInputError.single(
-            source,
-            "max_invalid_fraction",
-            f"{rejected} of {read} rows ({rejected / read:.1%}) failed a row check; at most "
-            f"{max_invalid_fraction:.1%} may be quarantined (--max-invalid-fraction)",
+        raise InvalidInputError(
+            source, [too_many_invalid(rejected, read, max_invalid_fraction, source)]
         )
 
 

@@ -46,7 +46,7 @@ from regflow.stats.partition_qr import (
     partition_qr_residuals,
     partition_r,
 )
-from regflow.stats.splitting import holdout_mask
+from regflow.stats.splitting import holdout_mask, split_column
 
 SAMPLE_SEED = 0x5A3B1E  # the sample's own stream: independent of the holdout's
 PART_NAME = "part-{index:05d}.parquet"
@@ -141,12 +141,17 @@ def _read_columns(part: Part, cols: Columns) -> list[np.ndarray]:
     return _float_columns(read_partition(part.path), cols) if values is None else values
 
 
+def _kept_positions(rows: int, dropped: np.ndarray) -> np.ndarray:
+    """Local positions of the rows validation kept (all but `dropped`)."""
+    return np.setdiff1d(np.arange(rows, dtype=np.int64), dropped, assume_unique=True)
+
+
 def _kept_arrays(
     values: list[np.ndarray], dropped: np.ndarray
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Feature columns and target (the kept rows only) and their local positions."""
     rows = len(values[-1])
-    kept = np.setdiff1d(np.arange(rows, dtype=np.int64), dropped, assume_unique=True)
+    kept = _kept_positions(rows, dropped)
     if len(kept) < rows:  # copying every column for nothing cost a third of the scan
         values = [column[kept] for column in values]
     return values[:-1], values[-1], kept
@@ -234,7 +239,7 @@ def _data(part: Part, cols: Columns, dropped: np.ndarray, rows: str = "all") -> 
     """The file's kept rows (or only its training rows) as sweep input, by local position."""
     columns = _read_columns(part, cols)
     n = len(columns[-1])
-    kept = np.setdiff1d(np.arange(n, dtype=np.int64), dropped, assume_unique=True)
+    kept = _kept_positions(n, dropped)
     if rows == "train":
         kept = kept[~_split_masks(part, kept, cols)]
     index = None if len(kept) == n else kept
@@ -265,7 +270,22 @@ def qr_residuals(item: Item, cols: Columns, fit: QRSolution) -> QRResiduals:
     return partition_qr_residuals(data, fit, row_offset=part.first_row)
 
 
-def _predict(columns: list[np.ndarray], model: Linear) -> np.ndarray:
+def predictions_frame(
+    y: np.ndarray, predicted: np.ndarray, held: np.ndarray | None
+) -> pd.DataFrame:
+    """true, predicted, residual, split: the columns of a local run's predictions."""
+    return pd.DataFrame(
+        {
+            "true": y,
+            "predicted": predicted,
+            "residual": y - predicted,
+            "split": split_column(held, len(y)),
+        }
+    )
+
+
+def predict_linear(columns: list[np.ndarray], model: Linear) -> np.ndarray:
+    """intercept + sum of coef * column, in the order of linear_predictions' sums."""
     out = np.full(len(columns[0]) if columns else 0, model.intercept, dtype=np.float64)
     for values, weight in zip(columns, model.coef, strict=True):
         out += weight * values  # the same order of sums as linear_predictions
@@ -288,19 +308,9 @@ def evaluate_partition(
     kill_once(f"dask:evaluate:{part.index}")
     columns, y, kept = _kept_arrays(_read_columns(part, cols), dropped)
     held = _split_masks(part, kept, cols)
-    predicted = _predict(columns, model)
+    predicted = predict_linear(columns, model)
     has_holdout = cols.holdout > 0
-    # Codes, not labels: a Categorical built from 1M strings spends ~0.2 s hashing them.
-    codes = np.where(held, 0, 1).astype(np.int8) if has_holdout else np.zeros(len(y), np.int8)
-    categories = ["holdout", "train"] if has_holdout else ["all"]
-    table = pd.DataFrame(
-        {
-            "true": y,
-            "predicted": predicted,
-            "residual": y - predicted,
-            "split": pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories)),
-        }
-    )
+    table = predictions_frame(y, predicted, held if has_holdout else None)
     target = Path(predictions_dir) / PART_NAME.format(index=part.index)
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(table, preserve_index=False), target)
@@ -312,7 +322,9 @@ def evaluate_partition(
         metrics["holdout"] = MetricSums.of_arrays(y[held], predicted[held])
     ref = None
     if reference is not None:
-        ref = MetricSums.of_arrays(y[fit_rows], _predict([c[fit_rows] for c in columns], reference))
+        ref = MetricSums.of_arrays(
+            y[fit_rows], predict_linear([c[fit_rows] for c in columns], reference)
+        )
     champ = None if champion is None else _scored(columns, y, eval_rows, cols, champion)
     return Evaluated(part.index, metrics, ref, champ, str(target))
 
@@ -322,7 +334,9 @@ def _scored(
 ) -> MetricSums:
     """Another model's metric sums on these rows (it reads its own columns by name)."""
     by_name = dict(zip(cols.features, columns, strict=True))
-    return MetricSums.of_arrays(y[rows], _predict([by_name[n][rows] for n in model.names], model))
+    return MetricSums.of_arrays(
+        y[rows], predict_linear([by_name[n][rows] for n in model.names], model)
+    )
 
 
 def score_partition(item: Item, cols: Columns, model: Linear) -> MetricSums:

@@ -69,25 +69,23 @@ def _unreachable(address: str, reason: str) -> UsageError:
 @contextlib.contextmanager
 def dask_cluster(address: str | None, logger: logging.Logger | Any) -> Iterator[Cluster]:
     """A client of the scheduler at `address`, or of a LocalCluster started (and closed) here."""
-    import dask
-    from distributed import Client, LocalCluster
-
     # The scheduler of a LocalCluster lives in this process: its INFO lines (connections,
     # closing) would flood the run's log. Warnings (a worker lost) still show.
     quiet = logging.getLogger("distributed")
     level = quiet.level
     quiet.setLevel(logging.WARNING)
     try:
-        with _connected(address, logger, Client, LocalCluster, dask) as cluster:
+        with _connected(address, logger) as cluster:
             yield cluster
     finally:
         quiet.setLevel(level)
 
 
 @contextlib.contextmanager
-def _connected(
-    address: str | None, logger: logging.Logger | Any, Client: Any, LocalCluster: Any, dask: Any
-) -> Iterator[Cluster]:
+def _connected(address: str | None, logger: logging.Logger | Any) -> Iterator[Cluster]:
+    import dask
+    from distributed import Client, LocalCluster
+
     if address:
         if "://" not in address:
             raise _unreachable(address, f"not an address: expected {ADDRESS_HELP}")

@@ -15,6 +15,7 @@ few lines fix the holdout of a seed for good, whatever numpy's version.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2^64 / golden ratio, odd
@@ -62,3 +63,14 @@ def holdout_mask(positions: np.ndarray, seed: int, fraction: float) -> np.ndarra
     if np.size(positions) and int(np.min(positions)) < 0:
         raise ValueError("row positions must be non-negative")
     return uniform_at(positions, seed) < fraction
+
+
+def split_column(held: np.ndarray | None, n_rows: int) -> pd.Categorical[str]:
+    """The predictions' `split` column: "holdout"/"train" by the mask, or "all" without a
+    holdout. Built from codes, one byte a row: a column of 10M strings took 0.6 s to build
+    and made the Parquet file slower to write. The categories are sorted, so grouping by
+    split keeps the alphabetical order of strings."""
+    if held is None:
+        return pd.Categorical.from_codes(np.zeros(n_rows, dtype=np.int8), pd.Index(["all"]))
+    codes = np.where(held, 0, 1).astype(np.int8)  # 0 holdout, 1 train
+    return pd.Categorical.from_codes(codes, pd.Index(["holdout", "train"]))
