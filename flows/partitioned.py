@@ -27,7 +27,7 @@ from regflow.registry.errors import NotFoundError
 from regflow.runtime.engine import Cluster, dask_cluster
 from regflow.schemas.frames import ValidatedData
 from regflow.schemas.params import TrainParams
-from regflow.schemas.results import QuarantineSummary, TrainOutcome, UnchangedOutcome
+from regflow.schemas.results import GateReport, QuarantineSummary, TrainOutcome, UnchangedOutcome
 from regflow.stats.moment_sweeps import Moments
 from regflow.tasks.evaluate import holdout_outcome, no_holdout_reason
 from regflow.tasks.events import emit_gate_stopped
@@ -36,7 +36,6 @@ from regflow.tasks.partitioned import (
     Dataset,
     describe_task,
     partitioned_evaluate_task,
-    partitioned_gate_task,
     sample_fraction,
     sample_predictions,
     scan_task,
@@ -44,6 +43,7 @@ from regflow.tasks.partitioned import (
     train_moments_task,
     with_hashes,
 )
+from regflow.tasks.partitioned_gate import gate_diagnostics_task, partitioned_gate_task
 from regflow.tasks.publish import (
     PREDICTIONS_DIR,
     QUARANTINE_DIR,
@@ -188,15 +188,13 @@ def _train(
     cols, scans = scanned
     source = data.source
     merge.check_scans(source, scans, params.data.max_invalid_fraction)
-    report, moments = unwrap(
+    gate = unwrap(
         partitioned_gate_task(
             cluster, data, cols, scans, **params.gate_options(), return_state=True
         )
     )
-    if not report.passed:
-        gate_stop_report_task(name, report)
-        emit_gate_stopped(name, report)
-        raise StepFailed(GateStoppedError(report, report.reason))
+    report, moments = gate.report, gate.moments
+    _stop_unless_passed(name, report)
     train_moments = merge.merge_all(s.train for s in scans)
     has_holdout, note = _holdout(params, moments, train_moments)
     if not has_holdout or train_moments is None:
@@ -217,9 +215,15 @@ def _train(
             cluster, data, cols, scans, trained, train_moments, champion,
             str(staging / PREDICTIONS_DIR), holdout_note=note,
             max_optimality_gap=opts.max_optimality_gap,
-            aims_at_optimum=aims_at_optimum(config), return_state=True,
+            aims_at_optimum=aims_at_optimum(config), gate_fit=gate.pending, return_state=True,
         )
     )  # fmt: skip
+    if gate.pending is not None:  # the gate's diagnostics came with the evaluation pass
+        gate_sums = merge.merge_all(p.gate for p in parts)
+        report = unwrap(
+            gate_diagnostics_task(cluster, data, scans, gate, gate_sums, return_state=True)
+        )
+        _stop_unless_passed(name, report)  # final numbers a hair's breadth off the moments'
     sample = merge.merged_sample(scans)
     preview = sample_predictions(sample, cols, trained)
     valid = ValidatedData(
@@ -286,6 +290,13 @@ def _train(
         evaluation=evaluation, predictions=preview, images=images, quarantine=quarantine,
         dtype_reason=why,
     )  # fmt: skip
+
+
+def _stop_unless_passed(name: str, report: GateReport) -> None:
+    if not report.passed:
+        gate_stop_report_task(name, report)
+        emit_gate_stopped(name, report)
+        raise StepFailed(GateStoppedError(report, report.reason))
 
 
 def _quarantine(scans: list[Any], max_invalid_fraction: float) -> QuarantineSummary:

@@ -1,14 +1,16 @@
 """The dask engine's steps: each one pass over the files on the cluster, merged here.
 
 describe (sizes, schemas; CSV's SHA-256) -> scan (validate, moments, sample; Parquet's
-SHA-256, hashed as the file is read) -> gate (a second
-pass for residual diagnostics) -> train (from the merged moments, O(d^2) per epoch) ->
-evaluate (predictions written by the workers, metric sums merged). A progress artifact per
-pass counts the partitions done; the terminal shows the same count.
+SHA-256, hashed as the file is read) -> gate (tasks/partitioned_gate.py: decided from the
+moments; its residual diagnostics come with the evaluation pass where the moments are
+trustworthy, else from a pass of its own) -> train (from the merged moments, O(d^2) per
+epoch) -> evaluate (predictions written by the workers, metric sums merged). A progress
+artifact per pass counts the partitions done; the terminal shows the same count.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from uuid import UUID
@@ -36,34 +38,26 @@ from regflow.partitioned.work import (
     Scanned,
     describe_or_problem,
     evaluate_partition,
-    gate_residuals,
     predict_linear,
     predictions_frame,
-    qr_residuals,
     r_factor,
     scan_partition,
     score_partition,
 )
 from regflow.runtime import progress as run_progress
 from regflow.runtime.engine import Cluster, map_partitions
-from regflow.schemas.results import Evaluation, GateReport, Split, TrainResult
-from regflow.stats.correlation import spearman_sampled
-from regflow.stats.fit_summary import FitSummary, summary_from_qr, summary_from_sweeps
-from regflow.stats.moment_sweeps import Moments, solve_moments
+from regflow.schemas.results import Evaluation, Split, TrainResult
+from regflow.stats.moment_sweeps import Moments, Solution, solve_moments
 from regflow.stats.partition_qr import QRSolution, merge_r_factors, qr_solution
 from regflow.tasks.evaluate import EXACT_FIT, TRUSTED_CONDITION, check_optimality
-from regflow.tasks.gate import (
-    SPEARMAN_MAX_ROWS,
-    SPEARMAN_SEED,
-    gate_from_partitions,
-    rows_needed,
-)
+from regflow.tasks.gate import SPEARMAN_MAX_ROWS
 from regflow.tasks.outcomes import pipeline_task
 from regflow.tasks.register import promotion_scores
 from regflow.tasks.train import TrainConfig, describe_device, select_device
 from regflow.tasks.train_moments import fit_linear_from_moments
 
 SAMPLE_ROWS = SPEARMAN_MAX_ROWS  # rows drawn for Spearman, the plots and drift summaries
+ARTIFACT_EVERY_S = 1.0  # the progress artifact's least interval between moves
 
 
 @dataclass(frozen=True)
@@ -82,10 +76,10 @@ class Dataset:
         return sum(part.rows for part in self.parts)
 
 
-def _counter(label: str, total: int) -> Callable[[int, int], None]:
+def pass_counter(label: str, total: int) -> Callable[[int, int], None]:
     """Partitions done of this pass, in a progress artifact and on the terminal. The artifact
-    moves in steps of at least 1% (an API call each: thousands of partitions would otherwise
-    cost the client a call per partition)."""
+    moves at most once a second, and at the end: each move is an API call, which costs this
+    process and the Prefect server CPU the workers on the same machine would use."""
     artifact = UUID(
         str(
             create_progress_artifact(
@@ -94,13 +88,13 @@ def _counter(label: str, total: int) -> Callable[[int, int], None]:
         )
     )
     run_progress.start(label, f"{label} ({total} partitions)", total)
-    shown = [0.0]
+    shown = [time.monotonic()]
 
     def done(count: int, of: int) -> None:
-        percent = 100.0 * count / of
-        if percent - shown[0] >= 1.0 or count == of:
-            update_progress_artifact(artifact_id=artifact, progress=percent)
-            shown[0] = percent
+        now = time.monotonic()
+        if now - shown[0] >= ARTIFACT_EVERY_S or count == of:
+            update_progress_artifact(artifact_id=artifact, progress=100.0 * count / of)
+            shown[0] = now
         run_progress.update(label, count, f"{count}/{of} partitions")
         if count == of:
             run_progress.finish(label, f"{of} partitions")
@@ -117,7 +111,7 @@ def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Da
         describe_or_problem,
         paths,
         label="describe",
-        on_done=_counter("describe", len(paths)),
+        on_done=pass_counter("describe", len(paths)),
     )
     problems = [p for item in found if isinstance(item, list) for p in item]
     if problems:
@@ -153,7 +147,7 @@ def scan(cluster: Cluster, data: Dataset, cols: Columns) -> list[Scanned]:
     """Pass 1 on every file: validation, moments per split, the sample."""
     return map_partitions(
         cluster, scan_partition, data.parts, cols, label="validate",
-        on_done=_counter("validate", len(data.parts)),
+        on_done=pass_counter("validate", len(data.parts)),
     )  # fmt: skip
 
 
@@ -165,74 +159,19 @@ def sample_fraction(rows: int) -> float:
 Items = list[Item]
 
 
-def _items(data: Dataset, scans: list[Scanned]) -> Items:
+def partition_items(data: Dataset, scans: list[Scanned]) -> Items:
     return list(zip(data.parts, [s.dropped for s in scans], strict=True))
 
 
-def _qr_fit(
+def qr_fit(
     cluster: Cluster, items: Items, cols: Columns, moments: Moments, fit_intercept: bool, rows: str
 ) -> QRSolution:
     """The tall-skinny QR route: every file's R factor, merged pairwise on the client."""
     factors = map_partitions(
         cluster, r_factor, items, cols, moments, fit_intercept, rows,
-        label="qr", on_done=_counter("least squares (QR)", len(items)),
+        label="qr", on_done=pass_counter("least squares (QR)", len(items)),
     )  # fmt: skip
     return qr_solution(merge_r_factors(factors), moments, fit_intercept=fit_intercept)
-
-
-def _gate_summary(
-    cluster: Cluster, items: Items, cols: Columns, moments: Moments, fit_intercept: bool
-) -> FitSummary | None:
-    """Moments where they are trustworthy (well-conditioned), the QR route else; each with
-    a second pass for residual sums, leverage, Cook's distance and the RESET term."""
-    if moments.count < rows_needed(len(cols.features), fit_intercept):
-        return None  # the gate stops on the row count alone
-    fit = solve_moments(moments, fit_intercept=fit_intercept)
-    if fit is not None:
-        sums = map_partitions(
-            cluster, gate_residuals, items, cols, fit,
-            label="gate", on_done=_counter("gate", len(items)),
-        )  # fmt: skip
-        merged = merge.merge_all(sums)
-        summary = None if merged is None else summary_from_sweeps(fit, merged)
-        if summary is not None:
-            return summary
-    qr = _qr_fit(cluster, items, cols, moments, fit_intercept, "all")
-    qr_sums = map_partitions(
-        cluster, qr_residuals, items, cols, qr,
-        label="gate", on_done=_counter("gate", len(items)),
-    )  # fmt: skip
-    total = merge.merge_all(qr_sums)
-    assert total is not None  # the table check guarantees rows
-    return summary_from_qr(qr, total)
-
-
-def partitioned_gate(
-    cluster: Cluster,
-    data: Dataset,
-    cols: Columns,
-    scans: list[Scanned],
-    *,
-    min_abs_r: float,
-    alpha: float,
-    fit_intercept: bool,
-) -> tuple[GateReport, Moments]:
-    """The gate from merged moments, the same decisions and numbers as the local gate's."""
-    moments = merge.check_table(data.source, merge.merge_all(s.all for s in scans), cols)
-    summary = _gate_summary(cluster, _items(data, scans), cols, moments, fit_intercept)
-    sample = merge.merged_sample(scans)
-    x = [sample[name].to_numpy(dtype=np.float64) for name in cols.features]
-    y = sample[cols.target].to_numpy(dtype=np.float64)
-    rhos, _ = spearman_sampled(x, y, SPEARMAN_MAX_ROWS, SPEARMAN_SEED)
-    report = gate_from_partitions(
-        moments, summary, rhos, len(sample), cols.features, cols.target,
-        min_abs_r=min_abs_r, alpha=alpha, fit_intercept=fit_intercept,
-    )  # fmt: skip
-    get_run_logger().info(
-        "gate %s: %s (%d warning%s)", report.decision, report.reason, len(report.warnings),
-        "" if len(report.warnings) == 1 else "s",
-    )  # fmt: skip
-    return report, moments
 
 
 def reference_fit(
@@ -248,7 +187,7 @@ def reference_fit(
     if fit is not None:
         return Linear(cols.features, fit.coef.tolist(), fit.intercept), fit.condition_number
     rows = "train" if cols.holdout > 0 else "all"
-    qr = _qr_fit(cluster, _items(data, scans), cols, fit_moments, fit_intercept, rows)
+    qr = qr_fit(cluster, partition_items(data, scans), cols, fit_moments, fit_intercept, rows)
     return Linear(cols.features, qr.coef.tolist(), qr.intercept), qr.scaled.condition_number
 
 
@@ -258,7 +197,7 @@ def train_from_moments(
     """Train the nn.Linear on the merged moments of the training rows (no pass over data)."""
     logger = get_run_logger()
     device = select_device(device_name)
-    done = _counter("train", config.epochs)
+    done = pass_counter("train", config.epochs)
     logger.info(
         "training on %s (%s) from the moments of %d rows: %s, lr %g, up to %d epochs",
         device, describe_device(device), moments.count, config.optimizer, config.lr,
@@ -290,16 +229,19 @@ def evaluate(
     holdout_note: str,
     max_optimality_gap: float | None,
     aims_at_optimum: bool,
+    gate_fit: Solution | None = None,
 ) -> tuple[Evaluation, list[Evaluated]]:
-    """Pass 3: predictions written by the workers; metrics and the optimum from merged sums."""
+    """The last pass: predictions written by the workers; metrics and the optimum from merged
+    sums; and, given the gate's fit, its residual diagnostics (Evaluated.gate)."""
     reference, condition = reference_fit(
         cluster, data, cols, scans, fit_moments, trained.fit_intercept
     )
     model = Linear(cols.features, [trained.coefficients[f] for f in cols.features],
                    trained.intercept)  # fmt: skip
     parts = map_partitions(
-        cluster, evaluate_partition, _items(data, scans), cols, model, reference, champion,
-        predictions_dir, label="evaluate", on_done=_counter("evaluate", len(data.parts)),
+        cluster, evaluate_partition, partition_items(data, scans), cols, model, reference,
+        champion, predictions_dir, gate_fit,
+        label="evaluate", on_done=pass_counter("evaluate", len(data.parts)),
     )  # fmt: skip
     metrics = merge.merged_metrics(parts)
     fit_split: Split = "train" if cols.holdout > 0 else "all"
@@ -333,8 +275,8 @@ def score_champion(
     """A champion's metrics on the evaluation rows: one more pass (the register step needs it
     only when the champion moved after the evaluation pass scored the one before)."""
     parts = map_partitions(
-        cluster, score_partition, _items(data, scans), cols, champion,
-        label="champion", on_done=_counter("score champion", len(data.parts)),
+        cluster, score_partition, partition_items(data, scans), cols, champion,
+        label="champion", on_done=pass_counter("score champion", len(data.parts)),
     )  # fmt: skip
     total = merge.merge_all(parts)
     return None if total is None else promotion_scores(total.to_split_metrics("all"))
@@ -352,6 +294,5 @@ def sample_predictions(sample: pd.DataFrame, cols: Columns, trained: TrainResult
 
 describe_task = pipeline_task(describe_dataset, name="describe", retries=2)
 scan_task = pipeline_task(scan, name="validate", retries=2)
-partitioned_gate_task = pipeline_task(partitioned_gate, name="correlation-gate")
 train_moments_task = pipeline_task(train_from_moments, name="train")
 partitioned_evaluate_task = pipeline_task(evaluate, name="evaluate", retries=2)

@@ -106,6 +106,7 @@ class Evaluated:
     reference: MetricSums | None
     champion: MetricSums | None
     predictions_file: str
+    gate: Residuals | None = None  # the gate's residual diagnostics, when it deferred them
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,15 @@ def describe_or_problem(path: str) -> DatasetFile | list[Problem]:
 
 
 def _float_columns(frame: pd.DataFrame, cols: Columns) -> list[np.ndarray]:
-    return [
-        np.ascontiguousarray(pd.to_numeric(frame[name], errors="coerce"), dtype=np.float64)
-        for name in [*cols.features, cols.target]
-    ]
+    return [_as_float(frame[name]) for name in [*cols.features, cols.target]]
+
+
+def _as_float(column: pd.Series) -> np.ndarray:
+    """A column as contiguous float64: a float64 column as it is (to_numeric copied every
+    column of every file, a fifth of the validate pass), anything else coerced."""
+    if column.dtype == np.float64:
+        return np.ascontiguousarray(column.to_numpy())
+    return np.ascontiguousarray(pd.to_numeric(column, errors="coerce"), dtype=np.float64)
 
 
 def _read_columns(part: Part, cols: Columns) -> list[np.ndarray]:
@@ -143,6 +149,8 @@ def _read_columns(part: Part, cols: Columns) -> list[np.ndarray]:
 
 def _kept_positions(rows: int, dropped: np.ndarray) -> np.ndarray:
     """Local positions of the rows validation kept (all but `dropped`)."""
+    if not len(dropped):
+        return np.arange(rows, dtype=np.int64)
     return np.setdiff1d(np.arange(rows, dtype=np.int64), dropped, assume_unique=True)
 
 
@@ -209,10 +217,12 @@ def scan_partition(part: Part, cols: Columns) -> Scanned:
     if cols.quarantine and len(dropped):
         per_check = screened.rejected.drop_duplicates(["row", "check"])["check"].value_counts()
         result.by_check = {str(k): int(v) for k, v in per_check.items()}
-    result.all = _moments(columns, y, None, cols.device)
-    if cols.holdout > 0:
+    if cols.holdout > 0:  # every row's moments merged from the two splits': one sweep less
         result.train = _moments(columns, y, np.flatnonzero(~held), cols.device)
         result.holdout = _moments(columns, y, np.flatnonzero(held), cols.device)
+        result.all = result.train.merged(result.holdout)
+    else:
+        result.all = _moments(columns, y, None, cols.device)
     positions = part.first_row + kept
     chosen = np.flatnonzero(holdout_mask(positions, SAMPLE_SEED, cols.sample_fraction))
     sample = pd.DataFrame(
@@ -247,10 +257,19 @@ def _data(part: Part, cols: Columns, dropped: np.ndarray, rows: str = "all") -> 
 
 
 def gate_residuals(item: Item, cols: Columns, fit: Solution) -> Residuals:
-    """Pass 2 (moment route): the gate's residual sums and maxima (leverage, Cook's distance,
-    RESET) for the coefficients fitted on every row; maxima name global row positions."""
+    """The gate's own pass (moment route, where it cannot wait for the evaluation pass):
+    residual sums and maxima (leverage, Cook's distance, RESET) for the coefficients fitted
+    on every row; maxima name global row positions."""
     part, dropped = item
-    data = _data(part, cols, dropped)
+    return _residuals(part, _read_columns(part, cols), dropped, fit)
+
+
+def _residuals(
+    part: Part, values: list[np.ndarray], dropped: np.ndarray, fit: Solution
+) -> Residuals:
+    n = len(values[-1])
+    kept = _kept_positions(n, dropped)
+    data = Data(values[:-1], values[-1], None if len(kept) == n else kept)
     return partition_residuals(data, fit, diagnostics=True, row_offset=part.first_row)
 
 
@@ -299,41 +318,54 @@ def evaluate_partition(
     reference: Linear | None,
     champion: Linear | None,
     predictions_dir: str,
+    gate_fit: Solution | None = None,
 ) -> Evaluated:
-    """Pass 3: predictions of the kept rows written as one Parquet part (true, predicted,
-    residual, split: the columns of a local run's predictions), and metric sums per split
-    for the model, for the float64 reference (on the training rows) and for the champion
-    (on the evaluation rows)."""
+    """The last pass: predictions of the kept rows written as one Parquet part (true,
+    predicted, residual, split: the columns of a local run's predictions), and metric sums
+    per split for the model, for the float64 reference (on the training rows) and for the
+    champion (on the evaluation rows). Given the gate's fit, also the gate's residual sums
+    and maxima (as gate_residuals: one read of the file serves both)."""
     part, dropped = item
     kill_once(f"dask:evaluate:{part.index}")
-    columns, y, kept = _kept_arrays(_read_columns(part, cols), dropped)
+    values = _read_columns(part, cols)
+    gate = None if gate_fit is None else _residuals(part, values, dropped, gate_fit)
+    columns, y, kept = _kept_arrays(values, dropped)
     held = _split_masks(part, kept, cols)
     predicted = predict_linear(columns, model)
     has_holdout = cols.holdout > 0
-    table = predictions_frame(y, predicted, held if has_holdout else None)
     target = Path(predictions_dir) / PART_NAME.format(index=part.index)
     target.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), target)
+    _write_predictions(predictions_frame(y, predicted, held if has_holdout else None), target)
     metrics = {"all": MetricSums.of_arrays(y, predicted)}
-    fit_rows = ~held if has_holdout else np.ones(len(y), dtype=bool)
-    eval_rows = held if has_holdout else fit_rows
+    fit_rows = ~held if has_holdout else None  # None: every row (no copies of the columns)
+    eval_rows = held if has_holdout else None
     if has_holdout:
-        metrics["train"] = MetricSums.of_arrays(y[fit_rows], predicted[fit_rows])
+        metrics["train"] = MetricSums.of_arrays(y[~held], predicted[~held])
         metrics["holdout"] = MetricSums.of_arrays(y[held], predicted[held])
-    ref = None
-    if reference is not None:
-        ref = MetricSums.of_arrays(
-            y[fit_rows], predict_linear([c[fit_rows] for c in columns], reference)
-        )
+    ref = None if reference is None else _scored(columns, y, fit_rows, cols, reference)
     champ = None if champion is None else _scored(columns, y, eval_rows, cols, champion)
-    return Evaluated(part.index, metrics, ref, champ, str(target))
+    return Evaluated(part.index, metrics, ref, champ, str(target), gate)
+
+
+def _write_predictions(frame: pd.DataFrame, target: Path) -> None:
+    """One Parquet part. Dictionary encoding only for `split`: tried on the float columns it
+    never pays (every value differs) and took a third of the write."""
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), target, use_dictionary=["split"]
+    )
 
 
 def _scored(
-    columns: list[np.ndarray], y: np.ndarray, rows: np.ndarray, cols: Columns, model: Linear
+    columns: list[np.ndarray],
+    y: np.ndarray,
+    rows: np.ndarray | None,
+    cols: Columns,
+    model: Linear,
 ) -> MetricSums:
-    """Another model's metric sums on these rows (it reads its own columns by name)."""
+    """Another model's metric sums on these rows (None: all; it reads its columns by name)."""
     by_name = dict(zip(cols.features, columns, strict=True))
+    if rows is None:
+        return MetricSums.of_arrays(y, predict_linear([by_name[n] for n in model.names], model))
     return MetricSums.of_arrays(
         y[rows], predict_linear([by_name[n][rows] for n in model.names], model)
     )
@@ -344,5 +376,4 @@ def score_partition(item: Item, cols: Columns, model: Linear) -> MetricSums:
     part, dropped = item
     columns, y, kept = _kept_arrays(_read_columns(part, cols), dropped)
     held = _split_masks(part, kept, cols)
-    rows = held if cols.holdout > 0 else np.ones(len(y), dtype=bool)
-    return _scored(columns, y, rows, cols, model)
+    return _scored(columns, y, held if cols.holdout > 0 else None, cols, model)

@@ -34,6 +34,7 @@ __all__ = [
     "FitSummary",
     "ReferenceFit",
     "RowMaximum",
+    "provisional_summary",
     "reference_fit",
     "summarise_analysis",
     "summarise_by_moments",
@@ -46,6 +47,9 @@ __all__ = [
 MOMENTS_MIN_ROWS = 100_000
 # 1 - R^2 below this: the residuals are rounding-sized, which only the QR analysis resolves.
 MOMENTS_MIN_UNEXPLAINED = 1e-8
+# A provisional summary (sse from the moments alone) only where its rounding error, about
+# eps * condition^2 * sst, is this small against the sse it reports.
+PROVISIONAL_MAX_ERROR = 1e-8
 # A curvature regressor whose part outside the model's column space is below this fraction of
 # its norm is numerically inside it (the same rule as the QR analysis).
 _SPAN_RTOL = 1e-8
@@ -175,6 +179,37 @@ def summary_from_sweeps(
         max_cooks_distance=(
             None if scale is None else RowMaximum(sums.cooks.row, sums.cooks.value / scale)
         ),
+        method="moments",
+    )
+
+
+def provisional_summary(fit: moment_sweeps.Solution) -> FitSummary | None:
+    """The fit's numbers from sweep 1 alone, before the residual sweep: sse from the moments
+    (sst - b'Xy), no curvature term, no leverage or Cook's distance. It lets a pass over the
+    data make the gate's decision before training, the diagnostics following from a later
+    pass (summary_from_sweeps replaces it). None where that sse is not trustworthy (a
+    near-perfect fit or a badly conditioned design)."""
+    d, sst = fit.d, fit.sst
+    sse = sst - float(fit.gram[:d, d] @ fit.coef)
+    error = np.finfo(np.float64).eps * fit.condition_number**2 * sst
+    if not np.isfinite(sse) or sse <= MOMENTS_MIN_UNEXPLAINED * sst:
+        return None
+    if error > PROVISIONAL_MAX_ERROR * sse:
+        return None
+    return FitSummary(
+        n=fit.n,
+        fit_intercept=fit.fit_intercept,
+        rank=d,
+        condition_number=fit.condition_number,
+        sse=sse,
+        sst=sst,
+        r2=min(max(1.0 - sse / sst, 0.0), 1.0),
+        correlations=fit.correlations,
+        constant_columns=np.zeros(d, dtype=bool),
+        null_space=np.zeros((d, 0)),
+        curvature=None,
+        max_leverage=RowMaximum(0, 0.0),
+        max_cooks_distance=None,
         method="moments",
     )
 
