@@ -7,6 +7,7 @@ written by the workers, as Parquet parts, straight into the run's staging folder
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -125,8 +126,8 @@ def train_on_cluster(
     with dask_cluster(cluster_address(opts.dask_address), logger) as cluster:
         data = unwrap(describe_task(cluster, params.data.path, source, return_state=True))
         features, ignored = _features(data, params)
-        run_folder = Path(out.out) / name
-        had_run_folder = run_folder.exists()
+        # Folders this run creates: an unchanged or failed run removes them again (if empty).
+        created = [f for f in (Path(out.out) / name, Path(out.out)) if not f.exists()]
         staging, final = open_staging(out.out, name, run_id)
         try:
             cols = _columns(params, data, features, staging)
@@ -142,15 +143,21 @@ def train_on_cluster(
                 same = unchanged_version(out.registry, name, data.sha256, fingerprint,
                                          out.registry_store)  # fmt: skip
             if same is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-                if not had_run_folder and not any(run_folder.iterdir()):
-                    run_folder.rmdir()  # an unchanged run leaves the output folder as it was
+                _remove(staging, created)  # an unchanged run leaves the output folder as it was
                 return unchanged(name, *same, data.sha256, fingerprint, run_id)
             return _train(params, name, run_id, cluster, data, (cols, scans), features,
                           ignored, fingerprint, (staging, final))  # fmt: skip
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)  # a failed run leaves nothing behind
+            _remove(staging, created)  # a failed run leaves nothing behind
             raise
+
+
+def _remove(staging: Path, created: list[Path]) -> None:
+    """The staging folder, then the folders this run created, innermost first, if empty."""
+    shutil.rmtree(staging, ignore_errors=True)
+    for folder in created:
+        with contextlib.suppress(OSError):  # not empty: another run's, or this one's result
+            folder.rmdir()
 
 
 def _columns(params: TrainParams, data: Dataset, features: list[str], staging: Path) -> Columns:
