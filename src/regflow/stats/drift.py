@@ -97,25 +97,27 @@ def _bin_shares(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     return counts / values.size
 
 
-def _psi_edges(values: np.ndarray, deciles: np.ndarray) -> np.ndarray:
-    """Distinct training deciles, keeping only edges that leave no training bin empty.
+def _psi_bins(values: np.ndarray, deciles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PSI edges (distinct training deciles leaving no training bin empty) and bin shares.
 
     Linear interpolation puts deciles between two distinct values of a discrete column (0.3
     between 0 and 1 in a 70/30 column), and a decile equal to the maximum leaves the top bin
     empty. Such bins hold no training values, so their expected share would be the floor and
     any live value landing there would dominate PSI; the edge is dropped instead.
     """
-    candidates = np.unique(deciles)
     kept: list[float] = []
-    below_last_kept = 0
-    for edge in candidates.tolist():
+    # Values <= each kept edge, so the shares follow without binning the column again.
+    at_or_below = [0]
+    for edge in np.unique(deciles).tolist():
         # At most PSI_BINS - 1 passes over the unsorted values: cheaper than sorting them.
         count = int(np.count_nonzero(values <= edge))
         # The bin closing at this edge must gain values, and some must lie above it.
-        if below_last_kept < count < values.size:
+        if at_or_below[-1] < count < values.size:
             kept.append(edge)
-            below_last_kept = count
-    return np.asarray(kept, dtype=np.float64)
+            at_or_below.append(count)
+    at_or_below.append(values.size)
+    shares = np.diff(np.asarray(at_or_below, dtype=np.int64)) / values.size
+    return np.asarray(kept, dtype=np.float64), shares
 
 
 def summarize_column(values: np.ndarray) -> ColumnSummary:
@@ -130,7 +132,7 @@ def summarize_column(values: np.ndarray) -> ColumnSummary:
     # Guards against interpolation rounding ever making the quantiles decrease (searchsorted
     # in ks_distance needs them sorted).
     quantiles = np.maximum.accumulate(levels[:SUMMARY_QUANTILES])
-    edges = _psi_edges(finite, levels[SUMMARY_QUANTILES:])
+    edges, shares = _psi_bins(finite, levels[SUMMARY_QUANTILES:])
     return ColumnSummary(
         n=int(finite.size),
         mean=float(finite.mean()),
@@ -139,7 +141,7 @@ def summarize_column(values: np.ndarray) -> ColumnSummary:
         max=float(finite.max()),
         quantiles=quantiles.tolist(),
         bin_edges=edges.tolist(),
-        bin_fractions=_bin_shares(edges, finite).tolist(),
+        bin_fractions=shares.tolist(),
     )
 
 
