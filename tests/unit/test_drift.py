@@ -220,3 +220,65 @@ def test_summary_is_frozen_and_checks_its_shape(hundred: ColumnSummary) -> None:
     broken = hundred.model_dump() | {"quantiles": [1.0, 2.0]}
     with pytest.raises(ValidationError, match="101 quantiles"):
         ColumnSummary.model_validate(broken)
+
+
+def _summary_by_full_sort(values: np.ndarray) -> dict[str, object]:
+    """The summary as it was computed before partitioning: every step on the sorted column."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    ordered = np.sort(flat[np.isfinite(flat)])
+    levels = np.arange(SUMMARY_QUANTILES) / (SUMMARY_QUANTILES - 1)
+    candidates = np.unique(np.quantile(ordered, np.arange(1, 10) / 10))
+    at_or_below = np.searchsorted(ordered, candidates, side="right")
+    edges: list[float] = []
+    below_last_kept = 0
+    for edge, count in zip(candidates.tolist(), at_or_below.tolist(), strict=True):
+        if below_last_kept < count < ordered.size:
+            edges.append(edge)
+            below_last_kept = count
+    bins = np.searchsorted(np.asarray(edges), ordered, side="left")
+    fractions = np.bincount(bins, minlength=len(edges) + 1) / ordered.size
+    return {
+        "n": int(ordered.size),
+        "mean": float(ordered.mean()),
+        "std": float(ordered.std()),
+        "min": float(ordered[0]),
+        "max": float(ordered[-1]),
+        "quantiles": np.maximum.accumulate(np.quantile(ordered, levels)).tolist(),
+        "bin_edges": edges,
+        "bin_fractions": fractions.tolist(),
+    }
+
+
+_RNG = np.random.default_rng(20240611)
+# Rounded normals give long runs of ties; NaN and +-inf are scattered through them.
+_TIED_WITH_NON_FINITE = np.round(_RNG.normal(size=50_000), 1)
+_TIED_WITH_NON_FINITE[_RNG.choice(50_000, size=3_000, replace=False)] = _RNG.choice(
+    [np.nan, np.inf, -np.inf], size=3_000
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        _RNG.normal(loc=3.0, scale=2.0, size=200_000),
+        _RNG.permutation(np.concatenate([np.zeros(70_000), np.ones(30_000)])),
+        _TIED_WITH_NON_FINITE,
+        np.full(1_000, -2.5),
+    ],
+    ids=["normal", "discrete_70_30", "ties_nan_inf", "constant"],
+)
+def test_summary_without_sort_equals_full_sort(values: np.ndarray) -> None:
+    expected = _summary_by_full_sort(values)
+    summary = summarize_column(values)
+    # Order statistics are exact either way: bit-identical, not approximately equal.
+    assert summary.quantiles == expected["quantiles"]
+    assert summary.bin_edges == expected["bin_edges"]
+    assert summary.bin_fractions == expected["bin_fractions"]
+    assert (summary.n, summary.min, summary.max) == (
+        expected["n"],
+        expected["min"],
+        expected["max"],
+    )
+    # Summation order differs (sorted vs stored order), so the moments agree to rounding.
+    assert summary.mean == pytest.approx(expected["mean"], rel=1e-12, abs=1e-300)
+    assert summary.std == pytest.approx(expected["std"], rel=1e-12, abs=1e-300)
