@@ -248,7 +248,7 @@ def _train(
     card = build_card(
         name=name, data=valid, gate=report, trained=trained, evaluation=evaluation,
         parameters=params.flat(), flow_run_id=run_id, flow_run_name=runtime.flow_run.name,
-        fingerprint=fingerprint, train_rows=train_rows,
+        fingerprint=fingerprint, summary_rows=train_rows,
     )  # fmt: skip
     rejected = sum(s.rejected for s in scans)
     card = card.model_copy(

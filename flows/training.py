@@ -30,7 +30,7 @@ from regflow.schemas.params import (
     parameter_error,
 )
 from regflow.schemas.results import TrainOutcome, UnchangedOutcome
-from regflow.tasks.evaluate import evaluate_task, kept_positions, make_split
+from regflow.tasks.evaluate import evaluate_task, kept_positions, make_split, summary_rows
 from regflow.tasks.events import emit_gate_stopped
 from regflow.tasks.gate import gate_task
 from regflow.tasks.ingest import ingest_task
@@ -185,7 +185,7 @@ def train(
             flow_run_id=run_id,
             flow_run_name=runtime.flow_run.name,
             fingerprint=fingerprint,
-            train_rows=plan.train_rows,
+            summary_rows=summary_rows(valid, plan.train_rows),
         )
         images = render_plots(valid.frame, trained, valid.target, predictions)
         out = params.registry

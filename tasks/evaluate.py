@@ -11,13 +11,17 @@ from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats.fit_summary import reference_fit
 from regflow.stats.linear_predictions import linear_predictions
 from regflow.stats.metrics import split_metrics
-from regflow.stats.splitting import holdout_mask, split_column
+from regflow.stats.splitting import holdout_mask, sampled_rows, split_column
+from regflow.tasks.gate import SPEARMAN_MAX_ROWS
 from regflow.tasks.outcomes import pipeline_task
 
 MIN_ROWS_FOR_HOLDOUT = 30
 MIN_TRAIN_ROWS = 3  # fewer left to train on: no holdout
 # Below ~8 trustworthy digits in float64 the reference itself is not a reference.
 TRUSTED_CONDITION = 1e8
+# Rows drawn (seeded, by position) for both engines' drift summaries and, on the dask engine,
+# for Spearman and the plots: as many as the local gate's Spearman takes.
+SAMPLE_ROWS = SPEARMAN_MAX_ROWS
 EXACT_FIT = 1e-24  # optimum MSE relative to mean(y^2) below which the fit is exact
 
 
@@ -31,6 +35,15 @@ def no_holdout_reason(n_rows: int, holdout: float) -> str | None:
             "trained and evaluated on all rows"
         )
     return None
+
+
+def summary_rows(valid: ValidatedData, train_rows: np.ndarray | None) -> np.ndarray | None:
+    """The rows the card's drift summaries describe: the training rows, or about SAMPLE_ROWS
+    of them drawn by position, the rows the dask engine's sample holds (so both engines write
+    the same summaries). Quantiles of 10M rows cost seconds; of 100k, milliseconds."""
+    positions = kept_positions(valid)
+    where = np.arange(len(valid.frame)) if positions is None else positions
+    return sampled_rows(where, valid.rows_read, SAMPLE_ROWS, among=train_rows)
 
 
 def kept_positions(valid: ValidatedData) -> np.ndarray | None:

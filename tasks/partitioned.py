@@ -47,16 +47,15 @@ from regflow.partitioned.work import (
 from regflow.runtime import progress as run_progress
 from regflow.runtime.engine import Cluster, map_partitions
 from regflow.schemas.results import Evaluation, Split, TrainResult
+from regflow.stats import splitting
 from regflow.stats.moment_sweeps import Moments, Solution, solve_moments
 from regflow.stats.partition_qr import QRSolution, merge_r_factors, qr_solution
-from regflow.tasks.evaluate import EXACT_FIT, TRUSTED_CONDITION, check_optimality
-from regflow.tasks.gate import SPEARMAN_MAX_ROWS
+from regflow.tasks.evaluate import EXACT_FIT, SAMPLE_ROWS, TRUSTED_CONDITION, check_optimality
 from regflow.tasks.outcomes import pipeline_task
 from regflow.tasks.register import promotion_scores
 from regflow.tasks.train import TrainConfig, describe_device, select_device
 from regflow.tasks.train_moments import fit_linear_from_moments
 
-SAMPLE_ROWS = SPEARMAN_MAX_ROWS  # rows drawn for Spearman, the plots and drift summaries
 ARTIFACT_EVERY_S = 1.0  # the progress artifact's least interval between moves
 
 
@@ -153,7 +152,7 @@ def scan(cluster: Cluster, data: Dataset, cols: Columns) -> list[Scanned]:
 
 def sample_fraction(rows: int) -> float:
     """The share of rows to sample: every row up to SAMPLE_ROWS, as the local gate does."""
-    return 1.0 if rows <= SAMPLE_ROWS else SAMPLE_ROWS / rows
+    return splitting.sample_fraction(rows, SAMPLE_ROWS)
 
 
 Items = list[Item]

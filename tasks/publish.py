@@ -77,7 +77,7 @@ def build_card(
     flow_run_id: str | None,
     flow_run_name: str | None,
     fingerprint: str | None = None,
-    train_rows: np.ndarray | None = None,
+    summary_rows: np.ndarray | None = None,
 ) -> ModelCard:
     return ModelCard(
         name=name,
@@ -118,7 +118,7 @@ def build_card(
         flow_run_id=flow_run_id,
         flow_run_name=flow_run_name,
         fingerprint=fingerprint,
-        feature_summary=training_summary(data, train_rows),
+        feature_summary=training_summary(data, summary_rows),
     )
 
 

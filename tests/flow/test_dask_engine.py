@@ -226,3 +226,28 @@ def test_validate_pass_hashes_parquet_and_unchanged_data_trains_nothing(
     moved.to_parquet(folder / "part-005.parquet", index=False)
     changed = run(tmp_path, str(folder), "dask", dask_address=cluster_address)
     assert changed.status == "completed" and changed.data_sha256 != first.data_sha256
+
+
+def test_both_engines_summarise_the_same_sampled_training_rows(
+    tmp_path: Path, cluster_address: str
+) -> None:
+    """Past SAMPLE_ROWS rows the card's drift summaries come from a sample drawn by row
+    position: the dask engine's workers and the local engine draw the same rows."""
+    from regflow.tasks.evaluate import SAMPLE_ROWS
+
+    rows = SAMPLE_ROWS + 30_000
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(rng.normal(size=(rows, 2)), columns=["a", "b"])
+    frame["y"] = 2.0 * frame.a - frame.b + rng.normal(0, 0.3, rows)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(rows), 3)):
+        frame.iloc[part].to_parquet(folder / f"part-{i}.parquet", index=False)
+    frame.to_parquet(tmp_path / "big.parquet", index=False)
+    local = run(tmp_path, str(tmp_path / "big.parquet"), "local")
+    dask = run(tmp_path, str(folder), "dask", dask_address=cluster_address)
+    mine = json.loads(Path(dask.paths.card).read_text())["feature_summary"]
+    theirs = json.loads(Path(local.paths.card).read_text())["feature_summary"]
+    assert mine == theirs
+    n = theirs["a"]["n"]  # about SAMPLE_ROWS of the ~80% training rows
+    assert 0.7 * SAMPLE_ROWS < n < 0.9 * SAMPLE_ROWS

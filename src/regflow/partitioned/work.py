@@ -46,9 +46,8 @@ from regflow.stats.partition_qr import (
     partition_qr_residuals,
     partition_r,
 )
-from regflow.stats.splitting import holdout_mask, split_column
+from regflow.stats.splitting import SAMPLE_SEED, holdout_mask, split_column
 
-SAMPLE_SEED = 0x5A3B1E  # the sample's own stream: independent of the holdout's
 PART_NAME = "part-{index:05d}.parquet"
 
 

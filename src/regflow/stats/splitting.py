@@ -21,6 +21,7 @@ _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2^64 / golden ratio, odd
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
+SAMPLE_SEED = 0x5A3B1E  # the sample's own stream: independent of any holdout's
 
 
 def _mix_scalar(z: int) -> int:
@@ -74,3 +75,22 @@ def split_column(held: np.ndarray | None, n_rows: int) -> pd.Categorical[str]:
         return pd.Categorical.from_codes(np.zeros(n_rows, dtype=np.int8), pd.Index(["all"]))
     codes = np.where(held, 0, 1).astype(np.int8)  # 0 holdout, 1 train
     return pd.Categorical.from_codes(codes, pd.Index(["holdout", "train"]))
+
+
+def sample_fraction(rows: int, max_rows: int) -> float:
+    """The share of rows the sample draws: every row up to max_rows, about max_rows beyond."""
+    return 1.0 if rows <= max_rows else max_rows / rows
+
+
+def sampled_rows(
+    positions: np.ndarray, rows_read: int, max_rows: int, among: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Indices (into `positions`) of the seeded sample both engines draw from a table of
+    `rows_read` rows: each row by its global position alone, so the dask engine's workers
+    draw the same rows from any partitioning. `among`: only these (sorted) indices, the
+    training rows say. None where every row (of `among`) is in it."""
+    fraction = sample_fraction(rows_read, max_rows)
+    if fraction >= 1.0:
+        return among
+    drawn = holdout_mask(positions, SAMPLE_SEED, fraction)
+    return np.flatnonzero(drawn) if among is None else among[drawn[among]]
