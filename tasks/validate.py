@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pandas as pd
@@ -16,7 +19,7 @@ from regflow.schemas.columns import (
     reserved_problems,
 )
 from regflow.schemas.dataset import screen_frame, validate_frame
-from regflow.schemas.frames import LoadedData, ValidatedData
+from regflow.schemas.frames import DatasetFile, LoadedData, ValidatedData
 from regflow.schemas.header import RESERVED_MESSAGE, delimiter_hint, header_problems
 from regflow.schemas.params import OnInvalid
 from regflow.schemas.results import QuarantineSummary
@@ -137,7 +140,7 @@ def validate_dataset(
         else:
             frame = validate_frame(table, names, target, data.source)
     except InvalidInputError as err:
-        raise _as_source_columns(err, levels) from None
+        raise in_their_files(_as_source_columns(err, levels), data.files) from None
     if rejected is not None and levels:
         rejected = rejected.assign(
             column=rejected["column"].map(lambda c: source_column(str(c), levels))
@@ -156,6 +159,38 @@ def validate_dataset(
         rejected=rejected,
         files=data.files,
     )
+
+
+def in_their_files(err: InvalidInputError, files: Sequence[DatasetFile]) -> InvalidInputError:
+    """A table read from several files: each problem's example rows named by their file and
+    their row in it (as the dask engine names them), one problem per file."""
+    if len(files) < 2:
+        return err
+    starts = list(itertools.accumulate(f.rows for f in files))  # rows before each next file
+    problems = []
+    for problem in err.problems:
+        if not problem.rows or problem.file not in (None, err.source):
+            problems.append(problem)
+            continue
+        values = problem.values or [""] * len(problem.rows)
+        groups: dict[int, list[tuple[int, str]]] = {}
+        for row, value in zip(problem.rows, values, strict=True):
+            index = bisect.bisect_left(starts, row)  # 1-based row: in file index
+            first = starts[index - 1] if index else 0
+            groups.setdefault(index, []).append((row - first, value))
+        shown_all = problem.count is None or problem.count == len(problem.rows)
+        message = problem.message
+        if not shown_all:
+            message += f" ({problem.count} rows in all, across the files)"
+        for index, rows in groups.items():
+            problems.append(
+                replace(
+                    problem, file=files[index].path, message=message, count=None,
+                    rows=[row for row, _ in rows],
+                    values=[value for _, value in rows] if problem.values else [],
+                )
+            )  # fmt: skip
+    return InvalidInputError(err.source, problems)
 
 
 def quarantine_summary(

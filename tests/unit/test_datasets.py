@@ -307,6 +307,38 @@ def test_text_where_the_first_file_has_numbers(csv_dir: Path) -> None:
     assert "(text) here, but float64 (number)" in str(err.value)
 
 
+def test_a_stray_text_cell_in_a_csv_file_is_not_a_schema_change(csv_dir: Path) -> None:
+    """One "twelve" makes that file's column text; its values are still mostly numbers, so the
+    files agree and the cell is validation's to name (as in a single file)."""
+    odd = csv_dir / "part-005.csv"
+    frame = pd.read_csv(odd).astype({"x": object})
+    frame.loc[3, "x"] = "twelve"
+    frame.to_csv(odd, index=False)
+    described = describe_file(str(odd))
+    assert described.numeric_text == ("x",)
+    table = read_table(f"{csv_dir}/*.csv").frame
+    assert (table["x"] == "twelve").sum() == 1  # read as it is; validation names the row
+
+
+def test_local_validation_names_each_bad_rows_file_and_row(csv_dir: Path) -> None:
+    """Read into one table on the local engine, the rows a check fails are named as the
+    dask engine names them: by file, and by row within that file."""
+    from regflow.tasks.validate import validate_dataset
+
+    for name, row in (("part-005.csv", 2), ("part-017.csv", 4)):
+        frame = pd.read_csv(csv_dir / name).astype({"x": object})
+        frame.loc[row, "x"] = "twelve"
+        frame.to_csv(csv_dir / name, index=False)
+    with pytest.raises(InvalidInputError) as err:
+        validate_dataset(read_table(str(csv_dir)), "y", ["x", "n"])
+    found = [(Path(p.file or "").name, p.column, p.check, p.rows) for p in err.value.problems]
+    assert found == [
+        ("part-005.csv", "x", "coerce_dtype", [3]),
+        ("part-017.csv", "x", "coerce_dtype", [5]),
+    ]
+    assert f"{csv_dir / 'part-017.csv'}: column 'x'" in str(err.value)
+
+
 def test_int_and_float_columns_agree_and_order_does_not_matter(tmp_path: Path) -> None:
     pq.write_table(pa.table({"x": [1, 2], "y": [1.0, 2.0]}), tmp_path / "a.parquet")
     pq.write_table(pa.table({"y": [3.5, 4.0], "x": [3.5, 4.0]}), tmp_path / "b.parquet")
@@ -387,3 +419,23 @@ def test_partition_errors_are_ingest_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as err:
         datasets.read_partition(str(bad))
     assert err.value.source == str(bad) and _problems(err) == {None: "csv_syntax"}
+
+
+def test_more_failing_rows_than_shown_keep_their_total() -> None:
+    from regflow.errors import Problem
+    from regflow.schemas.frames import DatasetFile
+    from regflow.tasks.validate import in_their_files
+
+    files = [DatasetFile(f"f{i}.csv", 1, "0" * 64, 10, ("x",), ("object",)) for i in range(3)]
+    shown = Problem(
+        "coerce_dtype", "values are not numbers", None, "x", [3, 12, 30], ["a", "b", "c"], 57
+    )
+    split = in_their_files(InvalidInputError("data", [shown]), files).problems
+    assert [(p.file, p.rows, p.values, p.count) for p in split] == [
+        ("f0.csv", [3], ["a"], None),
+        ("f1.csv", [2], ["b"], None),
+        ("f2.csv", [10], ["c"], None),
+    ]
+    assert all(p.message.endswith("(57 rows in all, across the files)") for p in split)
+    one_file = in_their_files(InvalidInputError("data", [shown]), files[:1])
+    assert one_file.problems == [shown]

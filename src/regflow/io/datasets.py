@@ -50,6 +50,9 @@ __all__ = [
 UNHASHED = ""  # outline_file's sha256 for a file whose bytes are hashed when first read
 
 
+_SNIFF_ROWS = 1000  # values looked at to tell a numeric CSV column with stray text
+
+
 def _columns(frame: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(str(c) for c in frame.columns), tuple(str(t) for t in frame.dtypes)
 
@@ -79,7 +82,23 @@ def _describe(
         rows, columns, dtypes = _parquet_footer(path, footer)
     else:
         rows, (columns, dtypes) = len(frame), _columns(frame)
+        return DatasetFile(path, size, sha256, rows, columns, dtypes, _numeric_text(frame))
     return DatasetFile(path, size, sha256, rows, columns, dtypes)
+
+
+def _numeric_text(frame: pd.DataFrame) -> tuple[str, ...]:
+    """Text columns of a CSV file whose first values are mostly numbers (the rule by which
+    a single file's text column is still a feature): a stray "n/a" makes a numeric column
+    text in that file alone, and validation, not the schema check, should name its rows."""
+    found = []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        sample = column.dropna().head(_SNIFF_ROWS)
+        if len(sample) and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5:
+            found.append(str(name))
+    return tuple(found)
 
 
 def _load(path: str, *, with_parquet_data: bool) -> tuple[DatasetFile, pd.DataFrame]:
@@ -203,6 +222,10 @@ def _schema_problems(first: DatasetFile, other: DatasetFile) -> list[Problem]:
 
     theirs = dict(zip(other.columns, other.dtypes, strict=True))
     ours = dict(zip(first.columns, first.dtypes, strict=True))
+
+    def kind(file: DatasetFile, column: str, dtype: str) -> str:
+        return "number" if column in file.numeric_text else _kind(dtype)
+
     problems = [
         problem(c, f"missing from this file, but in '{first.path}'")
         for c in ours
@@ -218,7 +241,7 @@ def _schema_problems(first: DatasetFile, other: DatasetFile) -> list[Problem]:
             f"'{first.path}'",
         )
         for c, dtype in ours.items()
-        if c in theirs and _kind(theirs[c]) != _kind(dtype)
+        if c in theirs and kind(other, c, theirs[c]) != kind(first, c, dtype)
     ]
     return problems
 
