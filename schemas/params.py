@@ -57,8 +57,8 @@ class DataParams(ParamsModel):
 
     path: str | list[str] = Field(
         description="CSV or Parquet data: a file, a directory of files, a glob such as "
-        "'data/part-*.parquet' (quote it) or, from the Python API and deployments, a list "
-        "of files; local paths or URLs",
+        "'data/part-*.parquet' (quoted: regflow expands it) or several files (a list from "
+        "the Python API and deployments); local paths or URLs",
         json_schema_extra={"cli": "DATA"},
     )
     name: str | None = Field(

@@ -210,3 +210,19 @@ def test_a_folder_of_files_trains_on_the_dask_engine(prefect_harness: str, tmp_p
     assert sorted(p.name for p in (run / "predictions").iterdir()) == [
         f"part-{i:05d}.parquet" for i in range(4)
     ]
+
+
+def test_several_files_are_one_dataset(prefect_harness: str, tmp_path: Path) -> None:
+    """`regflow train A B`: two paths are one dataset of two files (as a shell's glob gives
+    them); the card lists both, in path order."""
+    first, second = "data/parts/part-002.csv", "data/parts/part-000.csv"
+    done = run_cli(
+        ["train", first, second, "--target", "sales", "--engine", "local", "--json",
+         "--out", str(tmp_path / "runs"), "--registry", str(tmp_path / "registry")],
+        prefect_harness,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = last_json(done.stdout)
+    assert outcome["metrics"]["all"]["n"] == 100  # 50 rows each
+    card = json.loads(Path(outcome["paths"]["card"]).read_text())
+    assert [f["path"] for f in card["data"]["files"]] == [second, first]

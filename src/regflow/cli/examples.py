@@ -17,6 +17,7 @@ EXAMPLES: dict[str, list[str]] = {
     "train": [
         "regflow train data/seed.csv --target y --features x --model seed",
         "regflow train data/seed.csv --target y --preset seed --json",
+        "regflow train data/parts/part-000.csv data/parts/part-001.csv --target sales",
     ],
     "predict": ["regflow predict data/seed.csv --model seed@champion --out scores.csv"],
     "serve": ["regflow serve --dry-run", "regflow serve --only nightly --limit 2"],

@@ -50,9 +50,10 @@ def _option(flat: str, info: FieldInfo, panel: str) -> tuple[Any, Any]:
     help_text = info.description or ""
     default = None if info.is_required() else info.default
     if cli is not None and not cli.startswith("-"):
-        return Annotated[str, typer.Argument(metavar=cli, help=help_text, show_default=False)], (
-            inspect.Parameter.empty
-        )
+        # str | list[str] (train's DATA): one or more paths, as the shell expands a glob.
+        many = any(typing.get_origin(kind) is list for kind in typing.get_args(base))
+        argument = typer.Argument(metavar=cli, help=help_text, show_default=False)
+        return Annotated[list[str] if many else str, argument], inspect.Parameter.empty
     flag = cli or "--" + flat.replace("_", "-")
     common: dict[str, Any] = {"help": help_text, "rich_help_panel": panel}
     if base is bool:
@@ -98,7 +99,7 @@ def parse_model(params: type[M], values: dict[str, Any]) -> M:
     """The model from parsed option values; bad values are one usage error naming the options."""
     index = flat_index(params)
     flat = {
-        key: _split_list(value) if _is_list(params, index[key]) else value
+        key: _split_list(value) if _is_list(params, index[key]) else _one_or_many(value)
         for key, value in values.items()
     }
     try:
@@ -123,6 +124,13 @@ def _is_list(params: type[ParamsModel], where: tuple[str, str]) -> bool:
     section, name = where
     base, _ = _unwrap_optional(sections(params)[section].model_fields[name].annotation)
     return typing.get_origin(base) is list
+
+
+def _one_or_many(value: Any) -> Any:
+    """A variadic argument's values: one path stays a path, several are a list."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
 
 
 def _split_list(value: str | None) -> list[str] | None:
