@@ -25,6 +25,7 @@ from regflow.stats import partition_qr as pqr
 from regflow.stats.correlation import spearman_sampled
 from regflow.stats.fit_summary import (
     FitSummary,
+    provisional_summary,
     summarise_analysis,
     summary_from_qr,
     summary_from_sweeps,
@@ -385,3 +386,23 @@ def test_metric_sums_merge_to_split_metrics() -> None:
         assert getattr(ours, name) == pytest.approx(getattr(theirs, name), rel=1e-12), name
     empty = MetricSums.of_arrays(np.zeros(0), np.zeros(0))
     assert empty.merge(parts[5]) == parts[5] and parts[5].merge(empty) == parts[5]
+
+
+def test_the_provisional_summary_is_the_swept_ones_decision() -> None:
+    """The sse from the moments alone equals the residual sweep's where it is offered (so a
+    decision on it is the final one), and is withheld where the fit is too good for it."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5000, 3)) * [1.0, 10.0, 0.1] + [0.0, 50.0, -3.0]
+    y = x @ [1.0, -0.2, 4.0] + 2.0 + rng.normal(0, 1.0, 5000)
+    data = sweeps.Data([x[:, j] for j in range(3)], y)
+    fit = sweeps.solve(data)
+    assert fit is not None
+    early = provisional_summary(fit)
+    swept = summary_from_sweeps(fit, sweeps.residuals(data, fit, diagnostics=True))
+    assert early is not None and swept is not None
+    assert abs(early.sse - swept.sse) <= 1e-10 * swept.sse
+    assert abs(early.r2 - swept.r2) <= 1e-12
+    assert early.curvature is None and early.max_cooks_distance is None
+    exact = sweeps.Data([x[:, j] for j in range(3)], x @ [1.0, -0.2, 4.0] + 1e-7 * y)
+    near_perfect = sweeps.solve(exact)
+    assert near_perfect is not None and provisional_summary(near_perfect) is None

@@ -163,9 +163,24 @@ def summary_from_sweeps(
         curvature = CurvatureTerm(ss_reduction=reduction, df_resid=df_resid)
 
     scale = _cooks_scale(n, _parameters(d, fit_intercept), sse)
+    return _moments_summary(
+        fit, sse, curvature, RowMaximum(sums.leverage.row, min(sums.leverage.value, 1.0)),
+        None if scale is None else RowMaximum(sums.cooks.row, sums.cooks.value / scale),
+    )  # fmt: skip
+
+
+def _moments_summary(
+    fit: moment_sweeps.Solution,
+    sse: float,
+    curvature: CurvatureTerm | None,
+    leverage: RowMaximum,
+    cooks: RowMaximum | None,
+) -> FitSummary:
+    """A full-rank fit's summary on the moment route (solve_moments refuses the others)."""
+    d, sst = fit.d, fit.sst
     return FitSummary(
-        n=n,
-        fit_intercept=fit_intercept,
+        n=fit.n,
+        fit_intercept=fit.fit_intercept,
         rank=d,
         condition_number=fit.condition_number,
         sse=sse,
@@ -175,10 +190,8 @@ def summary_from_sweeps(
         constant_columns=np.zeros(d, dtype=bool),
         null_space=np.zeros((d, 0)),
         curvature=curvature,
-        max_leverage=RowMaximum(sums.leverage.row, min(sums.leverage.value, 1.0)),
-        max_cooks_distance=(
-            None if scale is None else RowMaximum(sums.cooks.row, sums.cooks.value / scale)
-        ),
+        max_leverage=leverage,
+        max_cooks_distance=cooks,
         method="moments",
     )
 
@@ -196,22 +209,7 @@ def provisional_summary(fit: moment_sweeps.Solution) -> FitSummary | None:
         return None
     if error > PROVISIONAL_MAX_ERROR * sse:
         return None
-    return FitSummary(
-        n=fit.n,
-        fit_intercept=fit.fit_intercept,
-        rank=d,
-        condition_number=fit.condition_number,
-        sse=sse,
-        sst=sst,
-        r2=min(max(1.0 - sse / sst, 0.0), 1.0),
-        correlations=fit.correlations,
-        constant_columns=np.zeros(d, dtype=bool),
-        null_space=np.zeros((d, 0)),
-        curvature=None,
-        max_leverage=RowMaximum(0, 0.0),
-        max_cooks_distance=None,
-        method="moments",
-    )
+    return _moments_summary(fit, sse, None, RowMaximum(0, 0.0), None)
 
 
 def summary_from_qr(fit: partition_qr.QRSolution, sums: partition_qr.QRResiduals) -> FitSummary:
