@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from prefect import get_run_logger, runtime
 from prefect.variables import Variable
 
-from regflow.errors import GateStoppedError, UsageError
+from regflow.errors import GateStoppedError, InvalidInputError
 from regflow.flows.finish import finish_registered
 from regflow.io.datasets import dataset_label, read_partition
 from regflow.partitioned import merge
-from regflow.partitioned.work import Columns, Linear, Scanned
+from regflow.partitioned.work import Columns, Linear, Scanned, file_levels
 from regflow.registry import IntegrityError, Predictor, Registry
 from regflow.registry.errors import NotFoundError
-from regflow.runtime.engine import Cluster, dask_cluster
+from regflow.runtime.engine import Cluster, dask_cluster, map_partitions
+from regflow.schemas.categorical import fit_levels, indicator_names
 from regflow.schemas.frames import ValidatedData
 from regflow.schemas.params import TrainParams
 from regflow.schemas.results import GateReport, QuarantineSummary, TrainOutcome, UnchangedOutcome
@@ -37,6 +39,7 @@ from regflow.tasks.partitioned import (
     Dataset,
     describe_task,
     partitioned_evaluate_task,
+    pass_counter,
     sample_fraction,
     sample_predictions,
     scan_task,
@@ -74,10 +77,34 @@ def cluster_address(given: str | None) -> str | None:
     return str(value) if value else None
 
 
-def _features(data: Dataset, params: TrainParams) -> tuple[list[str], list[str]]:
-    """Features and ignored columns as a local run picks them, from the first file."""
+def _features(
+    cluster: Cluster, data: Dataset, params: TrainParams
+) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """Features (the numeric ones, then the indicators of --categorical columns), ignored
+    columns and the categorical levels, as a local run picks them: the numeric features
+    from the first file, the levels from every file's values."""
     first = read_partition(data.parts[0].path)
-    return resolve_columns(first, params.data.target, params.data.features, data.source)
+    spec = params.data
+    numeric, ignored = resolve_columns(first, spec.target, spec.features, data.source,
+                                       spec.categorical)  # fmt: skip
+    if not spec.categorical:
+        return numeric, ignored, {}
+    found = map_partitions(
+        cluster, file_levels, [part.path for part in data.parts], spec.categorical,
+        label="levels", on_done=pass_counter("categorical levels", len(data.parts)),
+    )  # fmt: skip
+    problems = [p for item in found if isinstance(item, list) for p in item]
+    if problems:
+        raise InvalidInputError(data.source, problems)
+    union = {c: sorted({lv for item in found if isinstance(item, dict) for lv in item[c]})
+             for c in spec.categorical}  # fmt: skip
+    width = max(1, *(len(v) for v in union.values()))
+    frame = pd.DataFrame({c: pd.Series(v + [None] * (width - len(v)), dtype=object)
+                          for c, v in union.items()})  # fmt: skip
+    levels = fit_levels(frame, spec.categorical, spec.max_levels, data.source,
+                        taken=[str(c) for c in first.columns])  # fmt: skip
+    indicators = [n for c, known in levels.items() for n in indicator_names(c, known)]
+    return [*numeric, *indicators], ignored, levels
 
 
 def _champion(params: TrainParams, name: str, features: list[str]) -> Linear | None:
@@ -118,19 +145,17 @@ def train_on_cluster(
     params: TrainParams, name: str, run_id: str | None, unchanged: Unchanged
 ) -> TrainOutcome | UnchangedOutcome:
     """Every step of a training run, partition-wise on a Dask cluster."""
-    if params.data.categorical:
-        raise UsageError("--categorical is not available with --engine dask yet", check="engine")
     logger = get_run_logger()
     opts, out = params.training, params.registry
     source = params.data.name or dataset_label(params.data.path)
     with dask_cluster(cluster_address(opts.dask_address), logger) as cluster:
         data = unwrap(describe_task(cluster, params.data.path, source, return_state=True))
-        features, ignored = _features(data, params)
+        features, ignored, levels = _features(cluster, data, params)
         # Folders this run creates: an unchanged or failed run removes them again (if empty).
         created = [f for f in (Path(out.out) / name, Path(out.out)) if not f.exists()]
         staging, final = open_staging(out.out, name, run_id)
         try:
-            cols = _columns(params, data, features, staging)
+            cols = _columns(params, data, features, staging, levels)
             # Parquet files are hashed as the validate pass reads them: the unchanged check
             # comes after it, still before anything is judged, trained or written.
             scans = unwrap(scan_task(cluster, data, cols, return_state=True))
@@ -160,7 +185,13 @@ def _remove(staging: Path, created: list[Path]) -> None:
             folder.rmdir()
 
 
-def _columns(params: TrainParams, data: Dataset, features: list[str], staging: Path) -> Columns:
+def _columns(
+    params: TrainParams,
+    data: Dataset,
+    features: list[str],
+    staging: Path,
+    levels: dict[str, list[str]],
+) -> Columns:
     """What every pass needs to know about the columns, the split and the outputs."""
     opts = params.training
     quarantining = params.data.on_invalid == "quarantine"
@@ -173,6 +204,7 @@ def _columns(params: TrainParams, data: Dataset, features: list[str], staging: P
         sample_fraction=sample_fraction(data.rows),
         quarantine_dir=str(staging / QUARANTINE_DIR) if quarantining else None,
         device=select_device(opts.device).type,
+        levels=levels,
     )
 
 
@@ -241,6 +273,7 @@ def _train(
         sha256=data.sha256,
         format=data.format,
         ignored_columns=ignored,
+        levels=cols.levels,
         rows_read=sum(s.rows_read for s in scans),
         files=tuple(data.files),
     )

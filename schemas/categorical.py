@@ -10,6 +10,7 @@ same columns; a level training never saw has no coefficient and is refused (`kno
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,45 @@ def encode(frame: pd.DataFrame, levels: Mapping[str, list[str]]) -> pd.DataFrame
             values[missing] = np.nan
             out[name] = values
     return pd.DataFrame(out, index=frame.index)
+
+
+def with_indicators(
+    frame: pd.DataFrame, chosen: list[str], target: str, levels: Mapping[str, list[str]]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The numeric features, the indicators and the target as one frame, and the features.
+
+    A missing categorical value is NaN in every indicator, so the numeric checks name its
+    rows (`not_nullable`) and quarantine can set them aside like any other invalid row.
+    """
+    indicators = encode(frame, levels)
+    table = pd.concat([frame.loc[:, chosen], indicators, frame.loc[:, [target]]], axis=1)
+    return table, [*chosen, *indicators.columns]
+
+
+def as_source_columns(err: InvalidInputError, levels: Mapping[str, list[str]]) -> InvalidInputError:
+    """The same problems, an indicator's named by its categorical column, each once."""
+    seen: set[tuple[str | None, str]] = set()
+    problems = []
+    for problem in err.problems:
+        column = problem.column
+        if column is not None:
+            column = source_column(column, levels)
+        if (column, problem.check) in seen:
+            continue  # a missing level fails every indicator of its column alike
+        seen.add((column, problem.check))
+        problems.append(replace(problem, column=column))
+    return InvalidInputError(err.source, problems)
+
+
+def rejected_by_source_column(
+    rejected: pd.DataFrame, levels: Mapping[str, list[str]]
+) -> pd.DataFrame:
+    """Quarantined rows (row, column, check, value) named by their categorical column."""
+    if not levels:
+        return rejected
+    return rejected.assign(
+        column=rejected["column"].map(lambda c: source_column(str(c), levels))
+    ).drop_duplicates(["row", "column", "check"], ignore_index=True)
 
 
 def source_column(name: str, levels: Mapping[str, list[str]]) -> str:

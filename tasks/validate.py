@@ -11,7 +11,13 @@ import pandas as pd
 
 from regflow.errors import InvalidInputError
 from regflow.io.text import name_list
-from regflow.schemas.categorical import DEFAULT_MAX_LEVELS, encode, fit_levels, source_column
+from regflow.schemas.categorical import (
+    DEFAULT_MAX_LEVELS,
+    as_source_columns,
+    fit_levels,
+    rejected_by_source_column,
+    with_indicators,
+)
 from regflow.schemas.columns import (
     dtype_problems,
     is_boolean,
@@ -83,34 +89,14 @@ def resolve_columns(
     return chosen, ignored
 
 
-def _as_source_columns(err: InvalidInputError, levels: dict[str, list[str]]) -> InvalidInputError:
-    """The same problems, an indicator's named by its categorical column, each once."""
-    seen: set[tuple[str | None, str]] = set()
-    problems = []
-    for problem in err.problems:
-        column = problem.column
-        if column is not None:
-            column = source_column(column, levels)
-        if (column, problem.check) in seen:
-            continue  # a missing level fails every indicator of its column alike
-        seen.add((column, problem.check))
-        problems.append(replace(problem, column=column))
-    return InvalidInputError(err.source, problems)
-
-
 def _encoded(
     data: LoadedData, chosen: list[str], target: str, levels: dict[str, list[str]]
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The numeric features, the indicators and the target as one frame, and the features.
-
-    A missing categorical value is NaN in every indicator, so the numeric checks name its
-    rows (`not_nullable`) and quarantine can set them aside like any other invalid row.
-    """
+    """The numeric features, the indicators and the target as one frame, and the features
+    (schemas.categorical.with_indicators: the dask engine's workers build the same)."""
     if not levels:
         return data.frame, chosen
-    indicators = encode(data.frame, levels)
-    frame = pd.concat([data.frame.loc[:, chosen], indicators, data.frame.loc[:, [target]]], axis=1)
-    return frame, [*chosen, *indicators.columns]
+    return with_indicators(data.frame, chosen, target, levels)
 
 
 def validate_dataset(
@@ -140,11 +126,9 @@ def validate_dataset(
         else:
             frame = validate_frame(table, names, target, data.source)
     except InvalidInputError as err:
-        raise in_their_files(_as_source_columns(err, levels), data.files) from None
-    if rejected is not None and levels:
-        rejected = rejected.assign(
-            column=rejected["column"].map(lambda c: source_column(str(c), levels))
-        ).drop_duplicates(["row", "column", "check"], ignore_index=True)
+        raise in_their_files(as_source_columns(err, levels), data.files) from None
+    if rejected is not None:
+        rejected = rejected_by_source_column(rejected, levels)
     return ValidatedData(
         frame=frame,
         features=names,

@@ -399,7 +399,6 @@ PRODUCERS: dict[str, Producer] = {
     "max_invalid_fraction": _quarantine_too_many,
     "same_schema": lambda ctx: _partitions(ctx, _renamed_partition),
     "same_format": lambda ctx: _partitions(ctx, _parquet_partition),
-    "engine": lambda ctx: _categorical(ctx, ["a", "b"] * 3, "--engine", "dask"),
     "device_available": lambda ctx: ctx.train(SEED, "--device", other_device()),
     "model_name": lambda ctx: ctx.train(SEED, "--model", "bad name!"),
     "usage": lambda ctx: ctx.train(SEED, "--lr", "-1"),

@@ -30,6 +30,13 @@ from regflow.io.datasets import (
 )
 from regflow.partitioned.gpu_moments import torch_moments
 from regflow.runtime.faults import kill_once
+from regflow.schemas.categorical import (
+    as_source_columns,
+    indicator_names,
+    level_text,
+    rejected_by_source_column,
+    with_indicators,
+)
 from regflow.schemas.dataset import screen_frame, validate_frame
 from regflow.stats.metrics import MetricSums
 from regflow.stats.moment_sweeps import (
@@ -49,6 +56,7 @@ from regflow.stats.partition_qr import (
 from regflow.stats.splitting import SAMPLE_SEED, holdout_mask, split_column
 
 PART_NAME = "part-{index:05d}.parquet"
+LEVELS_PER_FILE = 10_000  # a categorical column's levels sent back per file, at most
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ class Columns:
     sample_fraction: float  # share of rows drawn into the sample (Spearman, plots, summaries)
     quarantine_dir: str | None = None
     device: str = "cpu"  # the training device: "cuda" puts the cross products on a worker's GPU
+    # --categorical: each column's levels; `features` then ends with their indicators
+    levels: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,10 +150,32 @@ def _as_float(column: pd.Series) -> np.ndarray:
 
 def _read_columns(part: Part, cols: Columns) -> list[np.ndarray]:
     """Every feature column and the target of a file that validation passed, as float64:
-    straight from Arrow where it can (only these columns, no frame), else via read_partition."""
-    names = [*cols.features, cols.target]
-    values = read_float_columns(part.path, names)
-    return _float_columns(read_partition(part.path), cols) if values is None else values
+    straight from Arrow where it can (only these columns, no frame), else via read_partition
+    (and the categorical columns' indicators)."""
+    values = None if cols.levels else read_float_columns(part.path, [*cols.features, cols.target])
+    if values is None:
+        return _float_columns(_table(read_partition(part.path), cols), cols)
+    return values
+
+
+def _table(frame: pd.DataFrame, cols: Columns) -> pd.DataFrame:
+    """The file's frame as validation checks it: with --categorical, the numeric features,
+    the indicators (from the levels every file's values made) and the target."""
+    if not cols.levels:
+        return frame
+    indicators = {n for c, known in cols.levels.items() for n in indicator_names(c, known)}
+    numeric = [name for name in cols.features if name not in indicators]
+    return with_indicators(frame, numeric, cols.target, cols.levels)[0]
+
+
+def file_levels(path: str, columns: list[str]) -> dict[str, list[str]] | list[Problem]:
+    """The levels (as text) of the categorical columns in one file, at most LEVELS_PER_FILE
+    each (a column of ids is refused as max_levels either way)."""
+    try:
+        frame = read_partition(path)
+    except InvalidInputError as err:
+        return list(err.problems)
+    return {c: sorted(set(level_text(frame[c]).dropna()))[:LEVELS_PER_FILE] for c in columns}
 
 
 def _kept_positions(rows: int, dropped: np.ndarray) -> np.ndarray:
@@ -196,25 +228,27 @@ def scan_partition(part: Part, cols: Columns) -> Scanned:
             described, frame = load_partition(part.path)
         else:
             frame = read_partition(part.path)
+        frame = _table(frame, cols)
         dropped = np.zeros(0, dtype=np.int64)
         if cols.quarantine:
             screened = screen_frame(
                 frame, cols.features, cols.target, part.path,
                 max_invalid_fraction=1.0, table_checks=False,
             )  # fmt: skip
-            rejected = screened.rejected
+            rejected = rejected_by_source_column(screened.rejected, cols.levels)
             dropped = np.unique(rejected["row"].to_numpy(dtype=np.int64) - 1)
             if len(rejected) and cols.quarantine_dir is not None:
                 _write_quarantine(rejected, part, cols.quarantine_dir)
         else:
             validate_frame(frame, cols.features, cols.target, part.path, table_checks=False)
     except InvalidInputError as err:
-        return Scanned(part.index, part.rows, problems=list(err.problems), file=described)
+        problems = as_source_columns(err, cols.levels).problems if cols.levels else err.problems
+        return Scanned(part.index, part.rows, problems=list(problems), file=described)
     columns, y, kept = _kept_arrays(_float_columns(frame, cols), dropped)
     held = _split_masks(part, kept, cols)
     result = Scanned(part.index, len(frame), dropped=dropped, rejected=len(dropped), file=described)
     if cols.quarantine and len(dropped):
-        per_check = screened.rejected.drop_duplicates(["row", "check"])["check"].value_counts()
+        per_check = rejected.drop_duplicates(["row", "check"])["check"].value_counts()
         result.by_check = {str(k): int(v) for k, v in per_check.items()}
     if cols.holdout > 0:  # every row's moments merged from the two splits': one sweep less
         result.train = _moments(columns, y, np.flatnonzero(~held), cols.device)
