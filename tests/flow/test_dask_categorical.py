@@ -19,17 +19,6 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 FILES = 6
 
 
-@pytest.fixture(scope="module")
-def cluster_address() -> Any:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:  # fmt: skip
-        yield cluster.scheduler_address
-
-
 def cities(rows: int = 1200) -> pd.DataFrame:
     """x, a city (level "C" only in the fifth file) and y with a city effect."""
     rng = np.random.default_rng(21)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,6 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 FILES = 40
 COEF = np.array([2.0, -1.0, 0.5])
-
-
-@pytest.fixture(scope="module")
-def cluster_address() -> Iterator[str]:
-    """Two single-threaded worker processes, as the engine's own LocalCluster would have."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:  # fmt: skip
-        yield cluster.scheduler_address
 
 
 def write_dataset(folder: Path, seed: int = 3, rows: tuple[int, int] = (150, 350)) -> pd.DataFrame:

@@ -28,17 +28,6 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 FILES = 12
 
 
-@pytest.fixture(scope="module")
-def cluster_address() -> Any:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:  # fmt: skip
-        yield cluster.scheduler_address
-
-
 def write_parts(folder: Path, frame: pd.DataFrame) -> Path:
     """The frame cut into FILES Parquet files, and the whole frame as one file."""
     folder.mkdir(parents=True)
