@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from prefect import get_run_logger, runtime
 from prefect.variables import Variable
 
@@ -27,7 +26,7 @@ from regflow.partitioned.work import Columns, Linear, Scanned, file_levels
 from regflow.registry import IntegrityError, Predictor, Registry
 from regflow.registry.errors import NotFoundError
 from regflow.runtime.engine import Cluster, dask_cluster, map_partitions
-from regflow.schemas.categorical import fit_levels, indicator_names
+from regflow.schemas.categorical import check_levels, indicator_names
 from regflow.schemas.frames import ValidatedData
 from regflow.schemas.params import TrainParams
 from regflow.schemas.results import GateReport, QuarantineSummary, TrainOutcome, UnchangedOutcome
@@ -98,11 +97,10 @@ def _features(
         raise InvalidInputError(data.source, problems)
     union = {c: sorted({lv for item in found if isinstance(item, dict) for lv in item[c]})
              for c in spec.categorical}  # fmt: skip
-    width = max(1, *(len(v) for v in union.values()))
-    frame = pd.DataFrame({c: pd.Series(v + [None] * (width - len(v)), dtype=object)
-                          for c, v in union.items()})  # fmt: skip
-    levels = fit_levels(frame, spec.categorical, spec.max_levels, data.source,
-                        taken=[str(c) for c in first.columns])  # fmt: skip
+    columns = [str(c) for c in first.columns]
+    levels = check_levels(
+        union, spec.max_levels, data.source, taken=columns, has_rows=data.rows > 0
+    )
     indicators = [n for c, known in levels.items() for n in indicator_names(c, known)]
     return [*numeric, *indicators], ignored, levels
 

@@ -48,6 +48,11 @@ def level_text(column: pd.Series) -> pd.Series:
     return text
 
 
+def column_levels(column: pd.Series) -> list[str]:
+    """One column's levels: its distinct non-null values as text, sorted."""
+    return sorted(set(level_text(column).dropna()))
+
+
 def fit_levels(
     frame: pd.DataFrame,
     columns: Iterable[str],
@@ -58,39 +63,54 @@ def fit_levels(
 ) -> dict[str, list[str]]:
     """Each column's sorted levels; InvalidInputError for too many or too few levels, or an
     indicator name that another column (`taken`, or another indicator) already has."""
+    found = {column: column_levels(frame[column]) for column in columns}
+    names = [*(str(c) for c in frame.columns), *taken]
+    return check_levels(found, max_levels, source, taken=names, has_rows=len(frame) > 0)
+
+
+def check_levels(
+    found: Mapping[str, list[str]],
+    max_levels: int,
+    source: str | None,
+    *,
+    taken: Iterable[str],
+    has_rows: bool,
+) -> dict[str, list[str]]:
+    """fit_levels on levels already found (the dask engine merges every file's): the same
+    checks, `taken` the data's column names."""
     levels: dict[str, list[str]] = {}
     problems: list[Problem] = []
-    names = {str(c) for c in frame.columns} | set(taken)
+    names = set(taken)
     seen: set[str] = set()
-    for column in columns:
-        found = sorted(set(level_text(frame[column]).dropna()))
-        if len(found) > max_levels:
+    for column, values in found.items():
+        known = sorted(values)
+        if len(known) > max_levels:
             problems.append(
                 Problem(
                     check=MAX_LEVELS_CHECK,
-                    message=f"{len(found)} levels, more than --max-levels {max_levels} allows "
-                    f"(e.g. {name_list(found, EXAMPLES)}): one-hot encoding it would add "
-                    f"{len(found) - 1} features; raise --max-levels deliberately, or do not "
+                    message=f"{len(known)} levels, more than --max-levels {max_levels} allows "
+                    f"(e.g. {name_list(known, EXAMPLES)}): one-hot encoding it would add "
+                    f"{len(known) - 1} features; raise --max-levels deliberately, or do not "
                     "use it as --categorical",
                     file=source,
                     column=column,
-                    count=len(found),
+                    count=len(known),
                 )
             )
             continue
-        if len(frame) and len(found) < 2:
+        if has_rows and len(known) < 2:
             problems.append(
                 Problem(
                     check=LEVELS_CHECK,
                     message=f"a categorical column needs at least 2 levels, found "
-                    f"{len(found)}: it carries no information",
+                    f"{len(known)}: it carries no information",
                     file=source,
                     column=column,
-                    values=found,
+                    values=known,
                 )
             )
             continue
-        for name in indicator_names(column, found):
+        for name in indicator_names(column, known):
             if name in names or name in seen:
                 problems.append(
                     Problem(
@@ -103,7 +123,7 @@ def fit_levels(
                     )
                 )
             seen.add(name)
-        levels[column] = found
+        levels[column] = known
     if problems:
         raise InvalidInputError(source, problems)
     return levels

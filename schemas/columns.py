@@ -22,7 +22,7 @@ RESERVED_COLUMNS = (PREDICTION_COLUMN, VERSION_COLUMN, REF_COLUMN)
 
 NUMERIC_DTYPE_CHECK = "numeric_dtype"
 RESERVED_COLUMN_CHECK = "reserved_column"
-SNIFF_ROWS = 1000  # values looked at to tell an object column of booleans
+SNIFF_ROWS = 1000  # values looked at to tell an object column of booleans or numbers
 
 
 def is_numeric_feature(dtype: Any) -> bool:
@@ -46,6 +46,16 @@ def is_boolean(column: pd.Series) -> bool:
         return False
     sample = column.dropna().head(SNIFF_ROWS)
     return len(sample) > 0 and all(isinstance(v, bool | np.bool_) for v in sample)
+
+
+def numbers_as_text(column: pd.Series) -> bool:
+    """A text column whose first values are mostly numbers: a numeric column with a few
+    stray strings (still a feature, and the same kind of column as its numeric twin in
+    another file: validation names the stray rows)."""
+    if pd.api.types.is_numeric_dtype(column.dtype) or is_boolean(column):
+        return False
+    sample = column.dropna().head(SNIFF_ROWS)
+    return len(sample) > 0 and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5
 
 
 def numeric_dtype_message(column: pd.Series) -> str:

@@ -11,7 +11,7 @@ from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats.fit_summary import reference_fit
 from regflow.stats.linear_predictions import linear_predictions
 from regflow.stats.metrics import split_metrics
-from regflow.stats.splitting import holdout_mask, sampled_rows, split_column
+from regflow.stats.splitting import holdout_mask, sample_fraction, sampled_rows, split_column
 from regflow.tasks.gate import SPEARMAN_MAX_ROWS
 from regflow.tasks.outcomes import pipeline_task
 
@@ -43,7 +43,8 @@ def summary_rows(valid: ValidatedData, train_rows: np.ndarray | None) -> np.ndar
     the same summaries). Quantiles of 10M rows cost seconds; of 100k, milliseconds."""
     positions = kept_positions(valid)
     where = np.arange(len(valid.frame)) if positions is None else positions
-    return sampled_rows(where, valid.rows_read, SAMPLE_ROWS, among=train_rows)
+    fraction = sample_fraction(valid.rows_read, SAMPLE_ROWS)
+    return sampled_rows(where, fraction, among=train_rows)
 
 
 def kept_positions(valid: ValidatedData) -> np.ndarray | None:

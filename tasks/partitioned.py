@@ -235,8 +235,7 @@ def evaluate(
     reference, condition = reference_fit(
         cluster, data, cols, scans, fit_moments, trained.fit_intercept
     )
-    model = Linear(cols.features, [trained.coefficients[f] for f in cols.features],
-                   trained.intercept)  # fmt: skip
+    model = _trained_linear(cols, trained)
     parts = map_partitions(
         cluster, evaluate_partition, partition_items(data, scans), cols, model, reference,
         champion, predictions_dir, gate_fit,
@@ -281,10 +280,14 @@ def score_champion(
     return None if total is None else promotion_scores(total.to_split_metrics("all"))
 
 
+def _trained_linear(cols: Columns, trained: TrainResult) -> Linear:
+    return Linear(cols.features, [trained.coefficients[f] for f in cols.features],
+                  trained.intercept)  # fmt: skip
+
+
 def sample_predictions(sample: pd.DataFrame, cols: Columns, trained: TrainResult) -> pd.DataFrame:
     """The sampled rows' true and predicted values (plots and the preview), split labelled."""
-    model = Linear(cols.features, [trained.coefficients[f] for f in cols.features],
-                   trained.intercept)  # fmt: skip
+    model = _trained_linear(cols, trained)
     columns = [sample[name].to_numpy(dtype=np.float64) for name in cols.features]
     held = sample["__holdout"].to_numpy(dtype=bool) if cols.holdout > 0 else None
     y = sample[cols.target].to_numpy(dtype=np.float64)

@@ -22,6 +22,7 @@ from regflow.schemas.columns import (
     dtype_problems,
     is_boolean,
     is_numeric_feature,
+    numbers_as_text,
     reserved_problems,
 )
 from regflow.schemas.dataset import screen_frame, validate_frame
@@ -31,17 +32,13 @@ from regflow.schemas.params import OnInvalid
 from regflow.schemas.results import QuarantineSummary
 from regflow.tasks.outcomes import pipeline_task
 
-SNIFF_ROWS = 1000
-
 
 def _mostly_numeric(column: pd.Series) -> bool:
     if is_boolean(column):
         return False  # refused as a feature (schemas.columns): ignored, as text is
     if pd.api.types.is_numeric_dtype(column):
         return is_numeric_feature(column.dtype)
-    # A numeric column with a few stray strings is still a feature: validation names the rows.
-    sample = column.dropna().head(SNIFF_ROWS)
-    return len(sample) > 0 and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5
+    return numbers_as_text(column)  # a few stray strings: validation names the rows
 
 
 def resolve_columns(

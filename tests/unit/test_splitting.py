@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from regflow.stats.splitting import holdout_mask, sampled_rows, uniform_at
+from regflow.stats.splitting import holdout_mask, sample_fraction, sampled_rows, uniform_at
 from regflow.tasks.evaluate import make_split
 
 MASK64 = (1 << 64) - 1
@@ -120,23 +120,24 @@ def test_small_tables_and_no_holdout_requested_keep_their_notes() -> None:
 
 def test_the_sample_is_every_row_up_to_its_size() -> None:
     train = np.array([0, 2, 3, 7])
-    assert sampled_rows(np.arange(8), 8, 100) is None
-    assert sampled_rows(np.arange(8), 8, 8, among=train) is train
+    assert sampled_rows(np.arange(8), sample_fraction(8, 100)) is None
+    assert sampled_rows(np.arange(8), sample_fraction(8, 8), among=train) is train
 
 
 def test_the_sample_is_drawn_by_position_in_any_partitioning() -> None:
     """Drawn from the whole table, or file by file with each file's first position: the
     same rows, about max_rows of them, and only rows of `among`."""
     n, max_rows = 200_000, 20_000
-    whole = sampled_rows(np.arange(n), n, max_rows)
+    fraction = sample_fraction(n, max_rows)
+    whole = sampled_rows(np.arange(n), fraction)
     assert whole is not None and abs(len(whole) - max_rows) < 5 * np.sqrt(max_rows)
     cuts = [0, 13_001, 90_000, 150_500, n]
     pieces = [
         first + rows
         for first, stop in itertools.pairwise(cuts)
-        if (rows := sampled_rows(np.arange(first, stop), n, max_rows)) is not None
+        if (rows := sampled_rows(np.arange(first, stop), fraction)) is not None
     ]
     assert np.array_equal(np.concatenate(pieces), whole)
     among = np.flatnonzero(np.arange(n) % 3 != 0)
-    subset = sampled_rows(np.arange(n), n, max_rows, among=among)
+    subset = sampled_rows(np.arange(n), fraction, among=among)
     assert subset is not None and np.array_equal(subset, np.intersect1d(whole, among))

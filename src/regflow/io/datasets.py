@@ -30,6 +30,7 @@ from regflow.io.table_reading import (
     parse_local,
     sha256_file,
 )
+from regflow.schemas.columns import numbers_as_text
 from regflow.schemas.frames import DatasetFile, LoadedData
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
 ]
 
 UNHASHED = ""  # outline_file's sha256 for a file whose bytes are hashed when first read
-
-
-_SNIFF_ROWS = 1000  # values looked at to tell a numeric CSV column with stray text
 
 
 def _columns(frame: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -87,18 +85,10 @@ def _describe(
 
 
 def _numeric_text(frame: pd.DataFrame) -> tuple[str, ...]:
-    """Text columns of a CSV file whose first values are mostly numbers (the rule by which
-    a single file's text column is still a feature): a stray "n/a" makes a numeric column
-    text in that file alone, and validation, not the schema check, should name its rows."""
-    found = []
-    for name in frame.columns:
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            continue
-        sample = column.dropna().head(_SNIFF_ROWS)
-        if len(sample) and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5:
-            found.append(str(name))
-    return tuple(found)
+    """Text columns of a CSV file whose values are mostly numbers (the rule by which a single
+    file's text column is still a feature): a stray "twelve" makes a numeric column text in
+    that file alone, and validation, not the schema check, should name its rows."""
+    return tuple(str(name) for name in frame.columns if numbers_as_text(frame[name]))
 
 
 def _load(path: str, *, with_parquet_data: bool) -> tuple[DatasetFile, pd.DataFrame]:

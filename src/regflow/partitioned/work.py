@@ -32,8 +32,8 @@ from regflow.partitioned.gpu_moments import torch_moments
 from regflow.runtime.faults import kill_once
 from regflow.schemas.categorical import (
     as_source_columns,
+    column_levels,
     indicator_names,
-    level_text,
     rejected_by_source_column,
     with_indicators,
 )
@@ -53,7 +53,7 @@ from regflow.stats.partition_qr import (
     partition_qr_residuals,
     partition_r,
 )
-from regflow.stats.splitting import SAMPLE_SEED, holdout_mask, split_column
+from regflow.stats.splitting import holdout_mask, sampled_rows, split_column
 
 PART_NAME = "part-{index:05d}.parquet"
 LEVELS_PER_FILE = 10_000  # a categorical column's levels sent back per file, at most
@@ -175,7 +175,7 @@ def file_levels(path: str, columns: list[str]) -> dict[str, list[str]] | list[Pr
         frame = read_partition(path)
     except InvalidInputError as err:
         return list(err.problems)
-    return {c: sorted(set(level_text(frame[c]).dropna()))[:LEVELS_PER_FILE] for c in columns}
+    return {c: column_levels(frame[c])[:LEVELS_PER_FILE] for c in columns}
 
 
 def _kept_positions(rows: int, dropped: np.ndarray) -> np.ndarray:
@@ -257,7 +257,8 @@ def scan_partition(part: Part, cols: Columns) -> Scanned:
     else:
         result.all = _moments(columns, y, None, cols.device)
     positions = part.first_row + kept
-    chosen = np.flatnonzero(holdout_mask(positions, SAMPLE_SEED, cols.sample_fraction))
+    drawn = sampled_rows(positions, cols.sample_fraction)
+    chosen = np.arange(len(positions)) if drawn is None else drawn
     sample = pd.DataFrame(
         {name: values[chosen] for name, values in zip(cols.features, columns, strict=True)}
     )
@@ -278,9 +279,16 @@ def _write_quarantine(rejected: pd.DataFrame, part: Part, folder: str) -> None:
     )
 
 
-def _data(part: Part, cols: Columns, dropped: np.ndarray, rows: str = "all") -> Data:
-    """The file's kept rows (or only its training rows) as sweep input, by local position."""
-    columns = _read_columns(part, cols)
+def _data(
+    part: Part,
+    cols: Columns,
+    dropped: np.ndarray,
+    rows: str = "all",
+    values: list[np.ndarray] | None = None,
+) -> Data:
+    """The file's kept rows (or only its training rows) as sweep input, by local position;
+    `values`: the file's columns, already read."""
+    columns = _read_columns(part, cols) if values is None else values
     n = len(columns[-1])
     kept = _kept_positions(n, dropped)
     if rows == "train":
@@ -294,15 +302,7 @@ def gate_residuals(item: Item, cols: Columns, fit: Solution) -> Residuals:
     residual sums and maxima (leverage, Cook's distance, RESET) for the coefficients fitted
     on every row; maxima name global row positions."""
     part, dropped = item
-    return _residuals(part, _read_columns(part, cols), dropped, fit)
-
-
-def _residuals(
-    part: Part, values: list[np.ndarray], dropped: np.ndarray, fit: Solution
-) -> Residuals:
-    n = len(values[-1])
-    kept = _kept_positions(n, dropped)
-    data = Data(values[:-1], values[-1], None if len(kept) == n else kept)
+    data = _data(part, cols, dropped)
     return partition_residuals(data, fit, diagnostics=True, row_offset=part.first_row)
 
 
@@ -361,7 +361,10 @@ def evaluate_partition(
     part, dropped = item
     kill_once(f"dask:evaluate:{part.index}")
     values = _read_columns(part, cols)
-    gate = None if gate_fit is None else _residuals(part, values, dropped, gate_fit)
+    gate = None
+    if gate_fit is not None:
+        data = _data(part, cols, dropped, values=values)
+        gate = partition_residuals(data, gate_fit, diagnostics=True, row_offset=part.first_row)
     columns, y, kept = _kept_arrays(values, dropped)
     held = _split_masks(part, kept, cols)
     predicted = predict_linear(columns, model)
@@ -370,10 +373,10 @@ def evaluate_partition(
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_predictions(predictions_frame(y, predicted, held if has_holdout else None), target)
     metrics = {"all": MetricSums.of_arrays(y, predicted)}
-    fit_rows = ~held if has_holdout else None  # None: every row (no copies of the columns)
-    eval_rows = held if has_holdout else None
+    fit_rows = eval_rows = None  # None: every row (no copies of the columns)
     if has_holdout:
-        metrics["train"] = MetricSums.of_arrays(y[~held], predicted[~held])
+        fit_rows, eval_rows = ~held, held
+        metrics["train"] = MetricSums.of_arrays(y[fit_rows], predicted[fit_rows])
         metrics["holdout"] = MetricSums.of_arrays(y[held], predicted[held])
     ref = None if reference is None else _scored(columns, y, fit_rows, cols, reference)
     champ = None if champion is None else _scored(columns, y, eval_rows, cols, champion)
@@ -397,10 +400,12 @@ def _scored(
 ) -> MetricSums:
     """Another model's metric sums on these rows (None: all; it reads its columns by name)."""
     by_name = dict(zip(cols.features, columns, strict=True))
-    if rows is None:
-        return MetricSums.of_arrays(y, predict_linear([by_name[n] for n in model.names], model))
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return values if rows is None else values[rows]
+
     return MetricSums.of_arrays(
-        y[rows], predict_linear([by_name[n][rows] for n in model.names], model)
+        take(y), predict_linear([take(by_name[n]) for n in model.names], model)
     )
 
 

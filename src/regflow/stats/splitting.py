@@ -83,13 +83,12 @@ def sample_fraction(rows: int, max_rows: int) -> float:
 
 
 def sampled_rows(
-    positions: np.ndarray, rows_read: int, max_rows: int, among: np.ndarray | None = None
+    positions: np.ndarray, fraction: float, among: np.ndarray | None = None
 ) -> np.ndarray | None:
-    """Indices (into `positions`) of the seeded sample both engines draw from a table of
-    `rows_read` rows: each row by its global position alone, so the dask engine's workers
-    draw the same rows from any partitioning. `among`: only these (sorted) indices, the
-    training rows say. None where every row (of `among`) is in it."""
-    fraction = sample_fraction(rows_read, max_rows)
+    """Indices (into `positions`) of the seeded sample both engines draw, each row with
+    probability `fraction` by its global position alone, so the dask engine's workers draw
+    the same rows from any partitioning. `among`: only these (sorted) indices, the training
+    rows say. None where every row (of `among`) is in it (a fraction of 1)."""
     if fraction >= 1.0:
         return among
     drawn = holdout_mask(positions, SAMPLE_SEED, fraction)
