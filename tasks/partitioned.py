@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from uuid import UUID
 
 import numpy as np
@@ -20,7 +22,7 @@ import pandas as pd
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from regflow.errors import InvalidInputError
+from regflow.errors import InvalidInputError, Problem
 from regflow.io.datasets import (
     UNHASHED,
     DatasetFile,
@@ -28,6 +30,7 @@ from regflow.io.datasets import (
     dataset_sha256,
     expand_dataset,
 )
+from regflow.io.sources import is_remote
 from regflow.partitioned import merge
 from regflow.partitioned.work import (
     Columns,
@@ -45,6 +48,7 @@ from regflow.partitioned.work import (
     score_partition,
 )
 from regflow.runtime import progress as run_progress
+from regflow.runtime.cores import usable_cores
 from regflow.runtime.engine import Cluster, map_partitions
 from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats import splitting
@@ -105,13 +109,13 @@ def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Da
     """List the files, describe each on the cluster, and check they agree. Parquet files
     are described from their footers; the validate pass hashes them (with_hashes)."""
     paths = expand_dataset(data)
-    found = map_partitions(
-        cluster,
-        describe_or_problem,
-        paths,
-        label="describe",
-        on_done=pass_counter("describe", len(paths)),
-    )
+    counter = pass_counter("describe", len(paths))
+    if cluster.started_here and all(_local_parquet(p) for p in paths):
+        found = _footers_here(paths, counter)
+    else:
+        found = map_partitions(
+            cluster, describe_or_problem, paths, label="describe", on_done=counter
+        )
     problems = [p for item in found if isinstance(item, list) for p in item]
     if problems:
         raise InvalidInputError(source, problems)
@@ -125,6 +129,24 @@ def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Da
     fmt = "parquet" if files[0].path.lower().endswith(".parquet") else "csv"
     get_run_logger().info("dataset: %d files, %d rows", len(files), first)
     return _fingerprinted(Dataset(source, files, parts, UNHASHED, fmt))
+
+
+def _local_parquet(path: str) -> bool:
+    return not is_remote(path) and Path(path).suffix.lower() == ".parquet"
+
+
+def _footers_here(
+    paths: list[str], on_done: Callable[[int, int], None]
+) -> list[DatasetFile | list[Problem]]:
+    """Local Parquet files on a cluster of this machine: their footers are read here, on a
+    thread per core (a millisecond each; a task per file on the cluster took a second at
+    100 files)."""
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
+        found = []
+        for done, item in enumerate(pool.map(describe_or_problem, paths), start=1):
+            found.append(item)
+            on_done(done, len(paths))
+    return found
 
 
 def _fingerprinted(data: Dataset) -> Dataset:

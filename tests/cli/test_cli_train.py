@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from run_checks import registered_versions, run_folders
 
@@ -206,6 +207,10 @@ def test_a_folder_of_files_trains_on_the_dask_engine(prefect_harness: str, tmp_p
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "model 'parts' trained" in done.stdout
+    # The cluster started while the CLI loaded (a helper process) is gone with the CLI.
+    helpers = [p for p in psutil.process_iter(["cmdline"])
+               if "regflow.runtime.early_cluster" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+    assert helpers == []
     (run,) = (runs / "parts").iterdir()
     assert sorted(p.name for p in (run / "predictions").iterdir()) == [
         f"part-{i:05d}.parquet" for i in range(4)

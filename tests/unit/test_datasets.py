@@ -232,7 +232,41 @@ def test_float_columns_straight_from_arrow_are_what_pandas_gives(tmp_path: Path)
         assert got.dtype == np.float64
     assert read_float_columns(str(path), ["d", "s"]) is None  # text: read_partition's way
     assert read_float_columns(str(path), ["d", "missing"]) is None
+    assert read_float_columns(str(path), ["d", "d"]) is None
     assert read_float_columns(str(tmp_path / "gone.parquet"), ["d"]) is None
+
+
+def test_float64_columns_of_several_row_groups_read_whole(tmp_path: Path) -> None:
+    """A float64 column without nulls comes straight from Arrow's buffer (no copy); one of
+    several row groups, or with nulls, is joined and copied: the same values either way."""
+    path = tmp_path / "groups.parquet"
+    values = np.random.default_rng(5).normal(size=1000)
+    with_null = pa.array([*values[:-1], None], pa.float64())
+    pq.write_table(pa.table({"a": values, "n": with_null}), path, row_group_size=300)
+    got_a, got_n = read_float_columns(str(path), ["a", "n"]) or []
+    np.testing.assert_array_equal(got_a, values)
+    np.testing.assert_array_equal(got_n, [*values[:-1], np.nan])
+    single = tmp_path / "single.parquet"
+    pq.write_table(pa.table({"a": values}), single)
+    (whole,) = read_float_columns(str(single), ["a"]) or []
+    np.testing.assert_array_equal(whole, values)
+    assert whole.flags.c_contiguous and not whole.flags.writeable  # Arrow's own memory
+
+
+def test_sha256_file_maps_or_streams(tmp_path: Path) -> None:
+    """Memory-mapped hashing gives hashlib's digest over several blocks, reports progress up
+    to the size, and an empty file (which cannot be mapped) still hashes."""
+    from regflow.io.table_reading import HASH_BLOCK, sha256_file
+
+    data = random.Random(7).randbytes(2 * HASH_BLOCK + 12345)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    seen: list[int] = []
+    assert sha256_file(str(path), seen.append) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert seen == sorted(seen) and seen[-1] == len(data) and len(seen) == 3
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert sha256_file(str(empty)) == (hashlib.sha256(b"").hexdigest(), 0)
 
 
 def test_per_file_functions_pickle_by_reference() -> None:

@@ -148,3 +148,24 @@ def test_validated_frame_is_float64(seed_csv: Path) -> None:
     valid = validate_dataset(read_table(str(seed_csv)), "y", None)
     assert valid.features == ["x"]
     assert all(dtype == np.float64 for dtype in valid.frame.dtypes)
+
+
+def test_check_frame_passes_or_fails_as_validate_frame() -> None:
+    """check_frame (the dask workers' check) gives validate_frame's verdict and problems,
+    without a copy of the columns and leaving the frame as it was."""
+    from regflow.schemas.dataset import check_frame, validate_frame
+
+    good = pd.DataFrame({"x": [1.0, 2.0, 3.0], "n": [1, 2, 3], "y": [2.0, 4.0, 6.5]})
+    before = good.copy()
+    assert check_frame(good, ["x", "n"], "y", "good.parquet", table_checks=False) is None
+    pd.testing.assert_frame_equal(good, before)
+    bad = good.assign(x=[1.0, np.nan, np.inf])
+    with pytest.raises(InvalidInputError) as checked:
+        check_frame(bad, ["x", "n"], "y", "bad.parquet", table_checks=False)
+    with pytest.raises(InvalidInputError) as validated:
+        validate_frame(bad, ["x", "n"], "y", "bad.parquet", table_checks=False)
+    assert checked.value.problems == validated.value.problems
+    assert {p.check for p in checked.value.problems} >= {"not_nullable"}
+    same_name = good.rename(columns={"n": "x"})  # repeated names: pandera's report
+    with pytest.raises(InvalidInputError):
+        check_frame(same_name, ["x"], "y", "dup.parquet", table_checks=False)

@@ -20,6 +20,8 @@ from regflow.cli.progress import QUIET_OPTION, terminal_progress, wanted
 from regflow.cli.server import flow_server
 from regflow.errors import GateStoppedError, RegflowError
 from regflow.io.text import printable
+from regflow.runtime import early_cluster
+from regflow.runtime.cores import usable_cores
 from regflow.runtime.local_server import wait_until_healthy
 from regflow.runtime.startup import heavy_imports, quiet_prefect_defaults
 from regflow.schemas.params import TrainParams
@@ -40,18 +42,26 @@ def train_command(as_json: bool = False, quiet: bool = False, **options: Any) ->
     before_run = {"flow_run_id": None, "published": False, "registered": False}
     with expected_failures(as_json, before_run, NOTHING_LEFT):
         check_train(params.data)
-    # Before Prefect loads: it reads PREFECT_API_URL once; a new server starts meanwhile.
-    server = flow_server(as_json)
+    if _starts_local_cluster(params):  # its processes start while the pipeline loads
+        early_cluster.start(usable_cores())
+    try:
+        _train(params, server=flow_server(as_json), as_json=as_json, quiet=quiet)
+    finally:
+        early_cluster.discard()
+
+
+def _train(params: TrainParams, *, server: Any, as_json: bool, quiet: bool) -> None:
+    # flow_server runs before Prefect loads: it reads PREFECT_API_URL once.
     with heavy_imports():
         from regflow.flows.training import train as train_flow
         from regflow.registry.location import check_output_path
         from regflow.tasks.train import select_device
 
         # torch.optim's first optimizer imports torch._dynamo (with sympy): about 1.2 s of
-        # CPU that a local run pays anyway, paid here instead, where a first run waits for the
-        # server's start-up (and with the collector paused). regflow never uses it directly.
-        if _trains_here(params):
-            importlib.import_module("torch._dynamo")
+        # CPU that a run pays anyway (both engines train in this process), paid here, where a
+        # first run waits for the server's start-up, a dask run for its cluster's (and with
+        # the collector paused). regflow never uses it directly.
+        importlib.import_module("torch._dynamo")
 
     with expected_failures(as_json):
         select_device(params.training.device)  # fail fast, before the flow run starts
@@ -91,16 +101,20 @@ def train_command(as_json: bool = False, quiet: bool = False, **options: Any) ->
     fail(RegflowError(f"the run failed: {state.message}"), as_json, {"flow_run_id": run_id})
 
 
-def _trains_here(params: TrainParams) -> bool:
-    """Whether this process runs the optimizer: the local engine, as the flow will choose it."""
+def _starts_local_cluster(params: TrainParams) -> bool:
+    """Whether the flow will ask for a LocalCluster: the dask engine (as the flow will choose
+    it) and no scheduler address given. (One named by the Prefect Variable is only known
+    once Prefect loads: the early cluster is then closed unused.)"""
     from regflow.io.datasets import is_multi_file
     from regflow.runtime.engine import choose_engine, table_bytes
 
+    if params.training.dask_address:
+        return False
     path = params.data.path
     engine = choose_engine(
         params.training.engine, multi_file=is_multi_file(path), table_bytes=table_bytes(path)
     )
-    return engine == "local"
+    return engine == "dask"
 
 
 def gate_json(gate: Any) -> dict[str, Any]:

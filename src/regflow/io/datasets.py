@@ -176,18 +176,24 @@ def read_float_columns(path: str, names: Sequence[str]) -> list[np.ndarray] | No
         local, fmt = check_local_file(path)
         if fmt != "parquet":
             return None
-        table = pq.read_table(local, columns=list(names), memory_map=True)
-    except (InvalidInputError, pa.ArrowInvalid, OSError, KeyError):
+        # ParquetFile.read, not read_table: the dataset layer took a third of the time.
+        table = pq.ParquetFile(local, memory_map=True).read(columns=list(names))
+    except (InvalidInputError, pa.ArrowInvalid, OSError, KeyError, IndexError):
         return None
-    if table.num_columns != len(names):
+    if table.num_columns != len(names) or table.schema.names != list(names):
         return None  # a name missing from, or repeated in, the file
     columns = [table.column(name) for name in names]
     if not all(_is_plain_number(column.type) for column in columns):
         return None
-    return [
-        np.ascontiguousarray(pc.cast(column, pa.float64(), safe=False).to_numpy(), dtype=np.float64)
-        for column in columns
-    ]
+    return [_float64(column) for column in columns]
+
+
+def _float64(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as float64 numpy (nulls as NaN): Arrow's own buffer where it already is one."""
+    if column.num_chunks == 1 and column.null_count == 0 and pa.types.is_float64(column.type):
+        return column.chunk(0).to_numpy(zero_copy_only=True)
+    values = pc.cast(column, pa.float64(), safe=False).to_numpy()
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 def _kind(dtype: str) -> str:

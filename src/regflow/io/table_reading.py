@@ -8,10 +8,8 @@ InvalidInputError naming the file; a remote fault that may pass is a RemoteReadE
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections import Counter
-from collections.abc import Callable
 from urllib.parse import urlparse
 
 import fsspec
@@ -21,6 +19,7 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from regflow.io.csv_pieces import read_csv_in_pieces
+from regflow.io.hashing import HASH_BLOCK, sha256_file
 from regflow.io.sources import UTF8_BOM, csv_header
 
 __all__ = [
@@ -39,23 +38,10 @@ __all__ = [
     "sha256_file",
 ]
 
-HASH_BLOCK = 8 << 20
 # By path, pandas parses on every core (using half the CPU time the pieces take) but
 # memory-maps the whole file (peak + 1x the file): files up to 256 MiB go that way,
 # larger ones in pieces, or streamed where the pieces decline.
 PARSE_BY_PATH_MAX_BYTES = 256 << 20
-
-
-def sha256_file(path: str, report: Callable[[int], None] | None = None) -> tuple[str, int]:
-    """(hex SHA-256, size) of a local file, streamed; `report` gets the bytes hashed so far."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        while block := fh.read(HASH_BLOCK):
-            digest.update(block)
-            size += len(block)
-            if report is not None:
-                report(size)
-    return digest.hexdigest(), size
 
 
 def _first_bad_utf8_line(stream: io.BufferedIOBase) -> tuple[int, str]:
@@ -156,7 +142,8 @@ def parse_parquet(source: str, where: str | pa.NativeFile) -> pd.DataFrame:
         table = parquet.read()
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidInputError.single(source, "parquet_format", str(err)) from None
-    return table.to_pandas()
+    # A block per column: consolidating them into one 2-D block copied the whole table.
+    return table.to_pandas(split_blocks=True)
 
 
 def parse_local(source: str, path: str, fmt: str, *, by_path: bool) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
+from regflow.io.hashing import sha256_file
 from regflow.registry.errors import RegistryError, RegistryReadOnlyError
 from regflow.runtime.cores import usable_cores
 
@@ -270,13 +271,8 @@ def _link_hashed(src: Path, dest: Path, rel: str) -> FileEntry | None:
 
 
 def _hash_file(file: Path, rel: str) -> FileEntry:
-    digest = hashlib.sha256()
-    size = 0
-    with open(file, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return FileEntry(path=rel, sha256=digest.hexdigest(), size=size)
+    sha256, size = sha256_file(str(file))
+    return FileEntry(path=rel, sha256=sha256, size=size)
 
 
 def _copy_hashed(src: Path, dest: Path, rel: str) -> FileEntry:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from regflow.errors import UsageError
+from regflow.runtime import early_cluster
 from regflow.runtime.cores import usable_cores
 
 Engine = Literal["auto", "local", "dask"]
@@ -43,6 +44,7 @@ WORKER_ENVIRON = {
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
 }
+WORKER_PRELOAD = "regflow.partitioned.work"
 
 
 def machine_memory() -> int:
@@ -99,26 +101,73 @@ def dask_cluster(address: str | None, logger: logging.Logger | Any) -> Iterator[
 
 @contextlib.contextmanager
 def _connected(address: str | None, logger: logging.Logger | Any) -> Iterator[Cluster]:
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if address:
-        if "://" not in address:
-            raise _unreachable(address, f"not an address: expected {ADDRESS_HELP}")
-        try:
-            with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"}):
-                client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as err:
-            raise _unreachable(address, str(err) or type(err).__name__) from None
-        try:
-            logger.info("dask: connected to %s (%d workers)", address, _workers(client))
-            yield Cluster(client, address, None, started_here=False)
-        finally:
-            client.close()
+        yield from _existing(address, logger)
         return
     workers = usable_cores()
+    early = early_cluster.take()
+    if early is not None:  # started by `regflow train` while it loaded the pipeline
+        try:
+            client = Client(early.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            try:
+                _started(logger, workers, early.dashboard)
+                yield Cluster(client, early.address, early.dashboard, started_here=True)
+            finally:
+                client.close()
+        finally:
+            early.stop()  # the helper closes it while this run finishes
+        return
+    with local_cluster(workers) as cluster:
+        client = Client(cluster, set_as_default=False)
+        try:
+            _started(logger, workers, client.dashboard_link)
+            yield Cluster(client, cluster.scheduler_address, client.dashboard_link, True)
+        finally:
+            client.close()
+
+
+def _existing(address: str, logger: logging.Logger | Any) -> Iterator[Cluster]:
+    import dask
+    from distributed import Client
+
+    if "://" not in address:
+        raise _unreachable(address, f"not an address: expected {ADDRESS_HELP}")
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"}):
+            client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise _unreachable(address, str(err) or type(err).__name__) from None
+    try:
+        logger.info("dask: connected to %s (%d workers)", address, _workers(client))
+        yield Cluster(client, address, None, started_here=False)
+    finally:
+        client.close()
+
+
+def _started(logger: logging.Logger | Any, workers: int, dashboard: str | None) -> None:
+    logger.info(
+        "dask: started a LocalCluster of %d single-threaded worker processes; dashboard %s",
+        workers,
+        dashboard,
+    )
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int) -> Iterator[Any]:
+    """A distributed.LocalCluster of `workers` single-threaded worker processes, closed after."""
+    import dask
+    from distributed import LocalCluster
+
     # Loopback only; port 0 picks a free dashboard port, so runs side by side do not collide.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
+    # Workers import what the passes run (pandas, pyarrow, pandera: ~0.7 s) as they start,
+    # not in the run's first pass.
+    settings = {
+        "distributed.nanny.pre-spawn-environ": WORKER_ENVIRON,
+        "distributed.worker.preload": [WORKER_PRELOAD],
+    }
+    with dask.config.set(settings):
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -128,16 +177,7 @@ def _connected(address: str | None, logger: logging.Logger | Any) -> Iterator[Cl
             silence_logs=logging.ERROR,
         )
     try:
-        client = Client(cluster, set_as_default=False)
-        try:
-            logger.info(
-                "dask: started a LocalCluster of %d single-threaded worker processes; dashboard %s",
-                workers,
-                client.dashboard_link,
-            )
-            yield Cluster(client, cluster.scheduler_address, client.dashboard_link, True)
-        finally:
-            client.close()
+        yield cluster
     finally:
         cluster.close()
 

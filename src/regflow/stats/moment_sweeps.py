@@ -329,7 +329,7 @@ def _residuals(
     d = data.d
     size = min(rows, stop - start)
     block = np.empty((size, d + 1), order="F")
-    basis = np.empty((size, d))
+    basis = np.empty((size, d), order="F")  # F: the matmul and the row sums ran twice as fast
     fitted, leverage, scratch = (np.empty(size) for _ in range(3))
     shift = fit.shift
     basis_map = np.ascontiguousarray((fit.inv_lower / fit.norm).T)  # h - 1/n = |x basis_map|^2
