@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import select
 import subprocess
 import sys
@@ -106,6 +107,9 @@ def _serve(workers: int) -> None:
         # Ctrl-C reaches the whole process group: close quietly.
         with contextlib.suppress(KeyboardInterrupt):
             sys.stdin.read()  # until the CLI closes it, or dies
+    # Closed: nothing is left to flush, and the CLI waits for this exit. Tearing down the
+    # interpreter (distributed, bokeh, tornado) took longer than closing the cluster.
+    os._exit(0)
 
 
 if __name__ == "__main__":
