@@ -55,10 +55,11 @@ def _hwm_bytes(pid: int) -> int:
     return 0
 
 
-CLIENT = "client (scheduler, nannies)"
+CLIENT = "client (the CLI: the flow)"
+HELPER = "LocalCluster helper (scheduler, nannies)"
 WORKER = "dask worker"
 TRACKER = "multiprocessing resource tracker"
-KNOWN_ROLES = (CLIENT, WORKER, TRACKER)
+KNOWN_ROLES = (CLIENT, HELPER, WORKER, TRACKER)
 
 
 def role_of(process: psutil.Process, root: int) -> str:
@@ -71,6 +72,8 @@ def role_of(process: psutil.Process, root: int) -> str:
         return "exited"
     if "resource_tracker" in command:
         return TRACKER
+    if "regflow.runtime.early_cluster" in command:
+        return HELPER
     if "multiprocessing" in command or "forkserver" in command:
         return WORKER
     return os.path.basename(process.name())
