@@ -56,3 +56,15 @@ def test_a_helper_that_died_is_not_taken() -> None:
     assert early_cluster._started is not None
     early_cluster._started.process.kill()
     assert early_cluster.take() is None
+
+
+def test_one_that_stopped_answering_is_dropped() -> None:
+    """dask_cluster then starts a LocalCluster of its own (the connection fails, not the run)."""
+    from regflow.runtime.engine import _client_of
+
+    early_cluster.start(1)
+    early = early_cluster.take()
+    assert early is not None
+    early.process.kill()
+    early.process.wait()
+    assert _client_of(early, logging.getLogger("test")) is None

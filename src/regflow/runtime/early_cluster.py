@@ -15,7 +15,6 @@ from the Prefect Variable), or when the CLI dies.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -101,12 +100,13 @@ def discard() -> None:
 def _serve(workers: int) -> None:
     from regflow.runtime.engine import local_cluster
 
-    with local_cluster(workers) as cluster:
-        said = {"address": cluster.scheduler_address, "dashboard": cluster.dashboard_link}
-        print(json.dumps(said), flush=True)
-        # Ctrl-C reaches the whole process group: close quietly.
-        with contextlib.suppress(KeyboardInterrupt):
+    try:
+        with local_cluster(workers) as cluster:
+            said = {"address": cluster.scheduler_address, "dashboard": cluster.dashboard_link}
+            print(json.dumps(said), flush=True)
             sys.stdin.read()  # until the CLI closes it, or dies
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: close quietly
+        pass
     # Closed: nothing is left to flush, and the CLI waits for this exit. Tearing down the
     # interpreter (distributed, bokeh, tornado) took longer than closing the cluster.
     os._exit(0)

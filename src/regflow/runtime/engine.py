@@ -107,16 +107,14 @@ def _connected(address: str | None, logger: logging.Logger | Any) -> Iterator[Cl
         yield from _existing(address, logger)
         return
     workers = usable_cores()
-    early = early_cluster.take()
-    if early is not None:  # started by `regflow train` while it loaded the pipeline
+    early = early_cluster.take()  # started by `regflow train` while it loaded the pipeline
+    client = None if early is None else _client_of(early, logger)
+    if early is not None and client is not None:
         try:
-            client = Client(early.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-            try:
-                _started(logger, workers, early.dashboard)
-                yield Cluster(client, early.address, early.dashboard, started_here=True)
-            finally:
-                client.close()
+            _started(logger, workers, early.dashboard)
+            yield Cluster(client, early.address, early.dashboard, started_here=True)
         finally:
+            client.close()
             early.stop()  # the helper closes it while this run finishes
         return
     with local_cluster(workers) as cluster:
@@ -126,6 +124,18 @@ def _connected(address: str | None, logger: logging.Logger | Any) -> Iterator[Cl
             yield Cluster(client, cluster.scheduler_address, client.dashboard_link, True)
         finally:
             client.close()
+
+
+def _client_of(early: early_cluster.EarlyCluster, logger: logging.Logger | Any) -> Any:
+    """A client of the early cluster; None (it is stopped) where it does not answer."""
+    from distributed import Client
+
+    try:
+        return Client(early.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        logger.warning("dask: the LocalCluster started early did not answer (%s)", err)
+        early.stop()
+        return None
 
 
 def _existing(address: str, logger: logging.Logger | Any) -> Iterator[Cluster]:
