@@ -106,8 +106,10 @@ def pass_counter(label: str, total: int) -> Callable[[int, int], None]:
 
 
 def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Dataset:
-    """List the files, describe each on the cluster, and check they agree. Parquet files
-    are described from their footers; the validate pass hashes them (with_hashes)."""
+    """List the files, describe each, and check they agree. Parquet files are described
+    from their footers (here, when they are local and the cluster is this machine's own;
+    else on the cluster, as CSV and remote files are); the validate pass hashes them
+    (with_hashes)."""
     paths = expand_dataset(data)
     counter = pass_counter("describe", len(paths))
     if cluster.started_here and all(_local_parquet(p) for p in paths):
