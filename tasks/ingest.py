@@ -12,6 +12,7 @@ from pathlib import Path
 
 from regflow.errors import InvalidInputError
 from regflow.io.datasets import dataset_label, is_multi_file, read_dataset
+from regflow.io.hashing import sha256_file
 from regflow.io.sources import check_local_file, detect_format, is_remote
 from regflow.io.table_reading import (
     PARSE_BY_PATH_MAX_BYTES,
@@ -19,7 +20,6 @@ from regflow.io.table_reading import (
     fetch_remote,
     parse_bytes,
     parse_local,
-    sha256_file,
 )
 from regflow.io.text import human_size
 from regflow.runtime import progress

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from uuid import UUID
 
 import numpy as np
@@ -30,7 +29,7 @@ from regflow.io.datasets import (
     dataset_sha256,
     expand_dataset,
 )
-from regflow.io.sources import is_remote
+from regflow.io.sources import detect_format, is_remote
 from regflow.partitioned import merge
 from regflow.partitioned.work import (
     Columns,
@@ -134,7 +133,7 @@ def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Da
 
 
 def _local_parquet(path: str) -> bool:
-    return not is_remote(path) and Path(path).suffix.lower() == ".parquet"
+    return not is_remote(path) and detect_format(path) == "parquet"
 
 
 def _footers_here(

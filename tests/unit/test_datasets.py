@@ -256,7 +256,7 @@ def test_float64_columns_of_several_row_groups_read_whole(tmp_path: Path) -> Non
 def test_sha256_file_maps_or_streams(tmp_path: Path) -> None:
     """Memory-mapped hashing gives hashlib's digest over several blocks, reports progress up
     to the size, and an empty file (which cannot be mapped) still hashes."""
-    from regflow.io.table_reading import HASH_BLOCK, sha256_file
+    from regflow.io.hashing import HASH_BLOCK, sha256_file
 
     data = random.Random(7).randbytes(2 * HASH_BLOCK + 12345)
     path = tmp_path / "blob.bin"

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem
 from regflow.io.dataset_files import dataset_format, dataset_label, expand_dataset, is_multi_file
+from regflow.io.hashing import sha256_file
 from regflow.io.sources import check_local_file, detect_format, is_remote
 from regflow.io.table_reading import (
     PARSE_BY_PATH_MAX_BYTES,
@@ -28,7 +29,6 @@ from regflow.io.table_reading import (
     fetch_remote,
     parse_bytes,
     parse_local,
-    sha256_file,
 )
 from regflow.schemas.columns import numbers_as_text
 from regflow.schemas.frames import DatasetFile, LoadedData
@@ -180,7 +180,7 @@ def read_float_columns(path: str, names: Sequence[str]) -> list[np.ndarray] | No
         table = pq.ParquetFile(local, memory_map=True).read(columns=list(names))
     except (InvalidInputError, pa.ArrowInvalid, OSError, KeyError, IndexError):
         return None
-    if table.num_columns != len(names) or table.schema.names != list(names):
+    if table.schema.names != list(names):
         return None  # a name missing from, or repeated in, the file
     columns = [table.column(name) for name in names]
     if not all(_is_plain_number(column.type) for column in columns):

@@ -19,11 +19,9 @@ import pyarrow.parquet as pq
 
 from regflow.errors import InvalidInputError, Problem, RemoteReadError
 from regflow.io.csv_pieces import read_csv_in_pieces
-from regflow.io.hashing import HASH_BLOCK, sha256_file
 from regflow.io.sources import UTF8_BOM, csv_header
 
 __all__ = [
-    "HASH_BLOCK",
     "PARSE_BY_PATH_MAX_BYTES",
     "check_parquet_schema",
     "check_url_scheme",
@@ -35,7 +33,6 @@ __all__ = [
     "parse_parquet",
     "remote_errors",
     "remote_failure",
-    "sha256_file",
 ]
 
 # By path, pandas parses on every core (using half the CPU time the pieces take) but
