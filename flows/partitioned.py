@@ -154,17 +154,15 @@ def train_on_cluster(
         staging, final = open_staging(out.out, name, run_id)
         try:
             cols = _columns(params, data, features, staging, levels)
-            # Parquet files are hashed as the validate pass reads them: the unchanged check
-            # comes after it, still before anything is judged, trained or written.
-            scans = unwrap(scan_task(cluster, data, cols, return_state=True))
-            data = with_hashes(data, scans)
-            fingerprint = run_fingerprint(
-                data.sha256, params.model_settings(features), library_versions()["regflow"]
-            )
-            same = None
-            if not out.force and data.sha256:  # no fingerprint: a file failed to read
-                same = unchanged_version(out.registry, name, data.sha256, fingerprint,
-                                         out.registry_store)  # fmt: skip
+            # Files hashed ahead (or CSV, hashed by describe): the unchanged check comes
+            # before the validate pass; Parquet files it hashes as it reads them, after it.
+            # Either way before anything is judged, trained or written.
+            fingerprint, same = _same_version(params, name, data, features)
+            if same is None:
+                scans = unwrap(scan_task(cluster, data, cols, return_state=True))
+                if not data.sha256:
+                    data = with_hashes(data, scans)
+                    fingerprint, same = _same_version(params, name, data, features)
             if same is not None:
                 _remove(staging, created)  # an unchanged run leaves the output folder as it was
                 return unchanged(name, *same, data.sha256, fingerprint, run_id)
@@ -173,6 +171,21 @@ def train_on_cluster(
         except BaseException:
             _remove(staging, created)  # a failed run leaves nothing behind
             raise
+
+
+def _same_version(
+    params: TrainParams, name: str, data: Dataset, features: list[str]
+) -> tuple[str, tuple[Any, ...] | None]:
+    """The run's fingerprint, and the version that already has it (None: none, forced, or
+    the data not fingerprinted yet, or never: a file failed to read)."""
+    out = params.registry
+    fingerprint = run_fingerprint(
+        data.sha256, params.model_settings(features), library_versions()["regflow"]
+    )
+    if out.force or not data.sha256:
+        return fingerprint, None
+    same = unchanged_version(out.registry, name, data.sha256, fingerprint, out.registry_store)
+    return fingerprint, same
 
 
 def _remove(staging: Path, created: list[Path]) -> None:

@@ -1,7 +1,8 @@
 """The dask engine's steps: each one pass over the files on the cluster, merged here.
 
-describe (sizes, schemas; CSV's SHA-256) -> scan (validate, moments, sample; Parquet's
-SHA-256, hashed as the file is read) -> gate (tasks/partitioned_gate.py: decided from the
+describe (sizes, schemas; CSV's SHA-256; Parquet's where the early cluster hashed the files
+while the CLI loaded) -> scan (validate, moments, sample; the other Parquet files' SHA-256,
+hashed as the file is read) -> gate (tasks/partitioned_gate.py: decided from the
 moments; its residual diagnostics come with the evaluation pass where the moments are
 trustworthy, else from a pass of its own) -> train (from the merged moments, O(d^2) per
 epoch) -> evaluate (predictions written by the workers, metric sums merged). A progress
@@ -29,6 +30,7 @@ from regflow.io.datasets import (
     dataset_sha256,
     expand_dataset,
 )
+from regflow.io.hashing import FileDigest
 from regflow.io.sources import detect_format, is_remote
 from regflow.partitioned import merge
 from regflow.partitioned.work import (
@@ -48,6 +50,7 @@ from regflow.partitioned.work import (
 )
 from regflow.runtime import progress as run_progress
 from regflow.runtime.cores import usable_cores
+from regflow.runtime.early_cluster import hashed_ahead
 from regflow.runtime.engine import Cluster, map_partitions
 from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats import splitting
@@ -113,6 +116,7 @@ def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Da
     counter = pass_counter("describe", len(paths))
     if cluster.started_here and all(_local_parquet(p) for p in paths):
         found = _footers_here(paths, counter)
+        found = _with_digests(found, hashed_ahead(cluster.client, paths))
     else:
         found = map_partitions(
             cluster, describe_or_problem, paths, label="describe", on_done=counter
@@ -148,6 +152,18 @@ def _footers_here(
             found.append(item)
             on_done(done, len(paths))
     return found
+
+
+def _with_digests(
+    found: list[DatasetFile | list[Problem]], digests: dict[str, FileDigest]
+) -> list[DatasetFile | list[Problem]]:
+    """Footers with the SHA-256 the early cluster took of their (unchanged) files."""
+    return [
+        replace(item, sha256=digests[item.path].sha256)
+        if isinstance(item, DatasetFile) and item.path in digests
+        else item
+        for item in found
+    ]
 
 
 def _fingerprinted(data: Dataset) -> Dataset:

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +233,38 @@ def test_several_files_are_one_dataset(prefect_harness: str, tmp_path: Path) -> 
     assert outcome["metrics"]["all"]["n"] == 100  # 50 rows each
     card = json.loads(Path(outcome["paths"]["card"]).read_text())
     assert [f["path"] for f in card["data"]["files"]] == [second, first]
+
+
+def test_parquet_hashed_ahead_finds_unchanged_data_before_the_validate_pass(
+    prefect_harness: str, tmp_path: Path
+) -> None:
+    """A folder of settled Parquet files: the early cluster hashes them while the CLI loads,
+    so describe fingerprints the dataset (the same fingerprint the validate pass takes) and
+    a second run on the same data is unchanged without validating anything."""
+    from regflow.io.datasets import dataset_sha256, outline_file
+    from regflow.io.hashing import SETTLED_S, sha256_file
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        x = rng.normal(size=200)
+        frame = pd.DataFrame({"x": x, "y": 2.0 * x + 1.0 + rng.normal(scale=0.1, size=200)})
+        frame.to_parquet(parts / f"part-{i}.parquet", index=False)
+    files = sorted(str(p) for p in parts.iterdir())
+    expected = dataset_sha256([replace(outline_file(p), sha256=sha256_file(p)[0]) for p in files])
+    time.sleep(SETTLED_S + 0.2)  # settled: the helper hashes only files not changed lately
+    base = ["train", str(parts), "--target", "y", "--json", "--out", str(tmp_path / "runs"),
+            "--registry", str(tmp_path / "registry")]  # fmt: skip
+    logged = {"PREFECT_LOGGING_LEVEL": "INFO"}
+    first = run_cli(base, prefect_harness, env=logged)
+    assert first.returncode == 0, first.stderr[-3000:]
+    said = [line for line in first.stderr.splitlines() if "dataset SHA-256" in line]
+    assert len(said) == 1 and "Task run 'describe-" in said[0] and expected[:12] in said[0]
+    card = json.loads(Path(last_json(first.stdout)["paths"]["card"]).read_text())
+    assert card["data"]["sha256"] == expected
+
+    again = run_cli(base, prefect_harness, env=logged)
+    assert again.returncode == 0 and last_json(again.stdout)["status"] == "unchanged"
+    assert "Task run 'validate-" not in again.stderr  # decided before the validate pass
+    assert "Task run 'validate-" in first.stderr

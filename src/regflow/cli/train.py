@@ -42,8 +42,8 @@ def train_command(as_json: bool = False, quiet: bool = False, **options: Any) ->
     before_run = {"flow_run_id": None, "published": False, "registered": False}
     with expected_failures(as_json, before_run, NOTHING_LEFT):
         check_train(params.data)
-    if _starts_local_cluster(params):  # its processes start while the pipeline loads
-        early_cluster.start(usable_cores())
+    if _starts_local_cluster(params):  # it starts (and hashes the data) while the pipeline loads
+        early_cluster.start(usable_cores(), params.data.path)
     try:
         _train(params, server=flow_server(as_json), as_json=as_json, quiet=quiet)
     finally:

@@ -1,12 +1,82 @@
-"""SHA-256 of local files: the datasets' fingerprints and the registry's manifests."""
+"""SHA-256 of local files: the datasets' fingerprints and the registry's manifests.
+
+`settled_digest` takes a file's SHA-256 ahead of its use (the dask engine's early cluster
+hashes a dataset while the CLI loads the pipeline) together with the file's stat identity
+(device, inode, size, modification and change times in ns), which `FileDigest.holds` checks
+when the digest is used, as git and make trust a file that stat says is unchanged. The
+kernel stamps those times from a clock that ticks every few milliseconds, so a file changed
+within a tick of its hashing could keep its stamps: only files last changed SETTLED_S or
+more before the hash began get a digest; anything written later moves their stamps.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
+import os
+import sys
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 HASH_BLOCK = 8 << 20
+SETTLED_S = 2.0  # a file changed this recently may still be being written
+AHEAD_NICENESS = 10  # hashing ahead yields the core to the process it runs beside
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A local file's SHA-256 and size, and the stat identity it was taken under."""
+
+    sha256: str
+    size: int
+    identity: tuple[int, ...]
+
+    def holds(self, path: str) -> bool:
+        """Whether the file at `path` is still the one hashed (stat says it is unchanged)."""
+        try:
+            return _identity(os.stat(path)) == self.identity
+        except OSError:
+            return False
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def settled_digest(path: str) -> FileDigest | None:
+    """The file's digest where it can be trusted later by its stat identity alone: it was
+    last changed SETTLED_S or more ago and did not change while hashed. None otherwise (or
+    where it cannot be read: whoever reads it next names the problem)."""
+    try:
+        before = os.stat(path)
+        if max(before.st_mtime, before.st_ctime) > time.time() - SETTLED_S:
+            return None
+        sha256, size = sha256_file(path)
+        if size != before.st_size or _identity(os.stat(path)) != _identity(before):
+            return None
+    except (OSError, ValueError):
+        return None
+    return FileDigest(sha256, size, _identity(before))
+
+
+def settled_digest_yielding(path: str) -> FileDigest | None:
+    """settled_digest on a thread of lower priority (Linux: niceness is per thread), so the
+    hashing only takes a core nobody else wants."""
+    found: list[FileDigest | None] = [None]
+
+    def run() -> None:
+        if sys.platform == "linux":
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), AHEAD_NICENESS)
+        found[0] = settled_digest(path)
+
+    thread = threading.Thread(target=run, name="regflow-hash-ahead")
+    thread.start()
+    thread.join()
+    return found[0]
 
 
 def sha256_file(path: str, report: Callable[[int], None] | None = None) -> tuple[str, int]:
