@@ -31,6 +31,7 @@ from regflow.io.datasets import (
     expand_dataset,
 )
 from regflow.io.hashing import FileDigest
+from regflow.io.predictions import predictions_frame
 from regflow.io.sources import detect_format, is_remote
 from regflow.partitioned import merge
 from regflow.partitioned.work import (
@@ -43,7 +44,6 @@ from regflow.partitioned.work import (
     describe_or_problem,
     evaluate_partition,
     predict_linear,
-    predictions_frame,
     r_factor,
     scan_partition,
     score_partition,
@@ -54,7 +54,8 @@ from regflow.runtime.early_cluster import hashed_ahead
 from regflow.runtime.engine import Cluster, map_partitions
 from regflow.schemas.results import Evaluation, Split, TrainResult
 from regflow.stats import splitting
-from regflow.stats.moment_sweeps import Moments, Solution, solve_moments
+from regflow.stats.metrics import MetricSums
+from regflow.stats.moment_sweeps import Moments, Residuals, Solution, solve_moments
 from regflow.stats.partition_qr import QRSolution, merge_r_factors, qr_solution
 from regflow.tasks.evaluate import EXACT_FIT, SAMPLE_ROWS, TRUSTED_CONDITION, check_optimality
 from regflow.tasks.outcomes import pipeline_task
@@ -275,14 +276,21 @@ def evaluate(
         cluster, data, cols, scans, fit_moments, trained.fit_intercept
     )
     model = _trained_linear(cols, trained)
+    # Fit on every row, the optimum is the gate's own fit: its sweep (centred, as the local
+    # engine takes the optimum's SSE) already has the residuals, so no second prediction.
+    gate_has_it = cols.holdout <= 0 and gate_fit is not None and _same_fit(reference, gate_fit)
     parts = map_partitions(
-        cluster, evaluate_partition, partition_items(data, scans), cols, model, reference,
-        champion, predictions_dir, gate_fit,
+        cluster, evaluate_partition, partition_items(data, scans), cols, model,
+        None if gate_has_it else reference, champion, predictions_dir, gate_fit,
         label="evaluate", on_done=pass_counter("evaluate", len(data.parts)),
     )  # fmt: skip
     metrics = merge.merged_metrics(parts)
     fit_split: Split = "train" if cols.holdout > 0 else "all"
-    ref_sums = merge.merge_all(p.reference for p in parts)
+    ref_sums: Residuals | MetricSums | None = None
+    if gate_has_it:
+        ref_sums = merge.merge_all(p.gate for p in parts)
+    else:
+        ref_sums = merge.merge_all(p.reference for p in parts)
     assert ref_sums is not None  # the fit rows are never empty
     n_fit = fit_moments.count
     ols_mse = ref_sums.sse / n_fit
@@ -304,6 +312,10 @@ def evaluate(
     )
     check_optimality(evaluation, max_optimality_gap, aims_at_optimum)
     return evaluation, parts
+
+
+def _same_fit(reference: Linear, fit: Solution) -> bool:
+    return reference.coef == fit.coef.tolist() and reference.intercept == fit.intercept
 
 
 def score_champion(

@@ -71,6 +71,14 @@ def test_the_share_held_out_is_about_the_fraction_and_seeds_differ() -> None:
     assert abs(overlap - n * fraction**2) < 5 * (n * fraction**2) ** 0.5
 
 
+def test_the_mask_is_each_draw_below_the_fraction_across_its_blocks() -> None:
+    """holdout_mask works a block of rows at a time: the same answer as the whole draw."""
+    positions = np.arange(5, 200_005, dtype=np.int64)[::-1]  # several blocks, any order
+    expected = uniform_at(positions, 9) < 0.3
+    assert np.array_equal(holdout_mask(positions, 9, 0.3), expected)
+    assert holdout_mask(np.zeros(0, dtype=np.int64), 9, 0.3).shape == (0,)
+
+
 def test_negative_positions_are_refused() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         holdout_mask(np.array([3, -1]), 0, 0.2)

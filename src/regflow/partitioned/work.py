@@ -13,7 +13,6 @@ rows whatever the files' sizes or the number of workers.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from regflow.io.datasets import (
     read_float_columns,
     read_partition,
 )
+from regflow.io.predictions import predictions_table, write_predictions
 from regflow.partitioned.gpu_moments import torch_moments
 from regflow.runtime.faults import kill_once
 from regflow.schemas.categorical import (
@@ -42,6 +42,7 @@ from regflow.schemas.categorical import (
     with_indicators,
 )
 from regflow.schemas.dataset import check_frame, screen_frame
+from regflow.stats.linear_predictions import linear_combination
 from regflow.stats.metrics import MetricSums
 from regflow.stats.moment_sweeps import (
     Data,
@@ -57,7 +58,7 @@ from regflow.stats.partition_qr import (
     partition_qr_residuals,
     partition_r,
 )
-from regflow.stats.splitting import holdout_mask, sampled_rows, split_column
+from regflow.stats.splitting import holdout_mask, sampled_rows
 
 PART_NAME = "part-{index:05d}.parquet"
 LEVELS_PER_FILE = 10_000  # a categorical column's levels sent back per file, at most
@@ -326,44 +327,10 @@ def qr_residuals(item: Item, cols: Columns, fit: QRSolution) -> QRResiduals:
     return partition_qr_residuals(data, fit, row_offset=part.first_row)
 
 
-def predictions_frame(
-    y: np.ndarray, predicted: np.ndarray, held: np.ndarray | None
-) -> pd.DataFrame:
-    """true, predicted, residual, split: the columns of a local run's predictions."""
-    return pd.DataFrame(
-        {
-            "true": y,
-            "predicted": predicted,
-            "residual": y - predicted,
-            "split": split_column(held, len(y)),
-        }
-    )
-
-
-def predictions_table(y: np.ndarray, predicted: np.ndarray, held: np.ndarray | None) -> pa.Table:
-    """predictions_frame as an Arrow table, built from the arrays with the schema (pandas
-    metadata included) that converting the frame gives: building the frame and converting
-    it took a tenth of the evaluation pass."""
-    split = split_column(held, len(y))
-    labels = pa.array(list(split.categories), pa.large_string())
-    columns = [pa.array(y), pa.array(predicted), pa.array(y - predicted),
-               pa.DictionaryArray.from_arrays(pa.array(split.codes), labels)]  # fmt: skip
-    return pa.Table.from_arrays(columns, schema=_predictions_schema(held is not None))
-
-
-@functools.cache
-def _predictions_schema(has_holdout: bool) -> pa.Schema:
-    none = np.zeros(0)
-    held = np.zeros(0, dtype=bool) if has_holdout else None
-    return pa.Schema.from_pandas(predictions_frame(none, none, held), preserve_index=False)
-
-
 def predict_linear(columns: list[np.ndarray], model: Linear) -> np.ndarray:
-    """intercept + sum of coef * column, in the order of linear_predictions' sums."""
-    out = np.full(len(columns[0]) if columns else 0, model.intercept, dtype=np.float64)
-    for values, weight in zip(columns, model.coef, strict=True):
-        out += weight * values  # the same order of sums as linear_predictions
-    return out
+    """intercept + sum of coef * column, summed as linear_predictions sums (bit for bit)."""
+    rows = len(columns[0]) if columns else 0
+    return linear_combination(columns, model.coef, model.intercept, rows=rows)
 
 
 def evaluate_partition(
@@ -406,14 +373,9 @@ def evaluate_partition(
 
 
 def _write_predictions(table: pa.Table, target: Path) -> None:
-    """One Parquet part. Dictionary encoding only for `split`, and no compression: on the
-    float columns (every value differs) neither pays, and Snappy's buffers nearly doubled
-    the write's CPU (43 → 75 ms a 1M-row part with both workers writing). `split` is
-    dictionary codes, a bit or two a row either way.
-
-    The part goes to disk now, on a thread, while the worker reads its next file: left to
-    the kernel, gigabytes of parts waited in memory until publish's fsync stalled on them."""
-    pq.write_table(table, target, use_dictionary=["split"], compression="none")
+    """One Parquet part, then to disk on a thread while the worker reads its next file: left
+    to the kernel, gigabytes of parts waited in memory until publish's fsync stalled on them."""
+    write_predictions(table, target)
     _SYNCING.submit(_fsync, target)
 
 

@@ -21,6 +21,7 @@ _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2^64 / golden ratio, odd
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
+_MASK_BLOCK = 1 << 16  # rows per block of holdout_mask
 SAMPLE_SEED = 0x5A3B1E  # the sample's own stream: independent of any holdout's
 
 
@@ -61,9 +62,15 @@ def holdout_mask(positions: np.ndarray, seed: int, fraction: float) -> np.ndarra
     `positions` are the rows' global positions (non-negative integers): the same position and
     seed give the same answer in any partition. The count held out is about n * fraction.
     """
-    if np.size(positions) and int(np.min(positions)) < 0:
+    positions = np.asarray(positions)
+    if positions.size and int(np.min(positions)) < 0:
         raise ValueError("row positions must be non-negative")
-    return uniform_at(positions, seed) < fraction
+    held = np.empty(positions.shape, dtype=bool)
+    flat, out = positions.reshape(-1), held.reshape(-1)
+    for start in range(0, flat.size, _MASK_BLOCK):  # a block's temporaries stay in cache
+        stop = min(start + _MASK_BLOCK, flat.size)
+        np.less(uniform_at(flat[start:stop], seed), fraction, out=out[start:stop])
+    return held
 
 
 def split_column(held: np.ndarray | None, n_rows: int) -> pd.Categorical[str]:
