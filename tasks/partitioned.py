@@ -111,7 +111,8 @@ def pass_counter(label: str, total: int) -> Callable[[int, int], None]:
 def describe_dataset(cluster: Cluster, data: str | list[str], source: str) -> Dataset:
     """List the files, describe each, and check they agree. Parquet files are described
     from their footers (here, when they are local and the cluster is this machine's own;
-    else on the cluster, as CSV and remote files are); the validate pass hashes them
+    else on the cluster, as CSV and remote files are), with the SHA-256 the early cluster
+    took of them where it still holds (hashed_ahead); the validate pass hashes the others
     (with_hashes)."""
     paths = expand_dataset(data)
     counter = pass_counter("describe", len(paths))
