@@ -21,8 +21,9 @@ from prefect.variables import Variable
 from regflow.errors import GateStoppedError, InvalidInputError
 from regflow.flows.finish import finish_registered
 from regflow.io.datasets import dataset_label, read_partition
+from regflow.io.hashing import FileDigest
 from regflow.partitioned import merge
-from regflow.partitioned.work import Columns, Linear, Scanned, file_levels
+from regflow.partitioned.work import Columns, Evaluated, Linear, Scanned, file_levels
 from regflow.registry import IntegrityError, Predictor, Registry
 from regflow.registry.errors import NotFoundError
 from regflow.runtime.engine import Cluster, dask_cluster, map_partitions
@@ -329,7 +330,8 @@ def _train(
                 out.registry, name, staged.staging_dir, staged.final_dir, card.signature,
                 promotion_scores(challenger), score, eval_split, target_variance=variance,
                 min_r2=out.min_r2, min_improvement=out.min_improvement, actor=run_id,
-                link_files=True, store=out.registry_store, return_state=True,
+                link_files=True, hashed_files=_written(parts, staging), store=out.registry_store,
+                return_state=True,
             )
         )  # fmt: skip
     except BaseException:
@@ -341,6 +343,15 @@ def _train(
         evaluation=evaluation, predictions=preview, images=images, quarantine=quarantine,
         dtype_reason=why,
     )  # fmt: skip
+
+
+def _written(parts: list[Evaluated], run_dir: Path) -> dict[str, FileDigest]:
+    """The predictions parts' digests, taken by the workers as they wrote them, by path in
+    the run folder."""
+    return {
+        Path(p.predictions_file).relative_to(run_dir).as_posix(): p.predictions_digest
+        for p in parts
+    }
 
 
 def _stop_unless_passed(name: str, report: GateReport) -> None:

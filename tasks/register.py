@@ -8,11 +8,12 @@ challenger is registered, not promoted, and the decision says why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from regflow.io.hashing import FileDigest
 from regflow.registry import (
     AliasConflict,
     AliasMove,
@@ -138,11 +139,12 @@ def register_scored(
     min_improvement: float = 0.0,
     actor: str | None = None,
     link_files: bool = False,
+    hashed_files: Mapping[str, FileDigest] | None = None,
     store: str | None = None,
 ) -> tuple[ModelVersion, PromotionResult, str]:
     """register_and_promote with the scores given: the challenger's metrics on the evaluation
     rows, and a function that scores a champion on the same rows (the dask engine passes
-    sums its workers computed)."""
+    sums its workers computed). `hashed_files`: see Registry.register."""
     with Registry.open(registry, store=store) as reg:
         before = reg.get_alias(name, CHAMPION)
         for _ in range(CAS_ATTEMPTS):
@@ -162,6 +164,7 @@ def register_scored(
                     promote=move,
                     recorded_run_dir=final_run_dir,
                     link_files=link_files,
+                    hashed_files=hashed_files,
                 )
             except AliasConflict:
                 continue  # the champion moved meanwhile: nothing committed, decide again

@@ -41,6 +41,23 @@ class FileDigest:
         except OSError:
             return False
 
+    def same_inode(self, path: str) -> bool:
+        """Whether `path` is the hashed file (perhaps by another name) and unchanged but for
+        its change time, which a new hard link or a chmod moves."""
+        try:
+            return _identity(os.stat(path))[:-1] == self.identity[:-1]
+        except OSError:
+            return False
+
+
+def written_digest(data: bytes | memoryview, path: str) -> FileDigest:
+    """The digest of `data`, which this process has just written to `path` and closed, under
+    the stat identity the file has now. Only for files in a folder nobody else writes (a run's
+    own staging folder): a write by another within a tick of the clock could keep the stamps,
+    which is why settled_digest waits for files it did not write."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    return FileDigest(sha256, len(data), _identity(os.stat(path)))
+
 
 def _identity(stat: os.stat_result) -> tuple[int, ...]:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)

@@ -12,8 +12,6 @@ rows whatever the files' sizes or the number of workers.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +29,8 @@ from regflow.io.datasets import (
     read_float_columns,
     read_partition,
 )
-from regflow.io.predictions import predictions_table, write_predictions
+from regflow.io.hashing import FileDigest
+from regflow.io.predictions import predictions_table, write_predictions_part
 from regflow.partitioned.gpu_moments import torch_moments
 from regflow.runtime.faults import kill_once
 from regflow.schemas.categorical import (
@@ -120,6 +119,7 @@ class Evaluated:
     reference: MetricSums | None
     champion: MetricSums | None
     predictions_file: str
+    predictions_digest: FileDigest
     gate: Residuals | None = None  # the gate's residual diagnostics, when it deferred them
 
 
@@ -350,17 +350,20 @@ def evaluate_partition(
     part, dropped = item
     kill_once(f"dask:evaluate:{part.index}")
     values = _read_columns(part, cols)
-    gate = None
-    if gate_fit is not None:
-        data = _data(part, cols, dropped, values=values)
-        gate = partition_residuals(data, gate_fit, diagnostics=True, row_offset=part.first_row)
     columns, y, kept = _kept_arrays(values, dropped)
     held = _split_masks(part, kept, cols)
     predicted = predict_linear(columns, model)
     has_holdout = cols.holdout > 0
     target = Path(predictions_dir) / PART_NAME.format(index=part.index)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_predictions(predictions_table(y, predicted, held if has_holdout else None), target)
+    table = predictions_table(y, predicted, held if has_holdout else None)
+    # Encoded and written on a thread while this one sums; on disk before the task ends, so
+    # a finished task's part survives its worker.
+    writing = _WRITER.submit(write_predictions_part, table, target)
+    gate = None
+    if gate_fit is not None:
+        data = _data(part, cols, dropped, values=values)
+        gate = partition_residuals(data, gate_fit, diagnostics=True, row_offset=part.first_row)
     metrics = {"all": MetricSums.of_arrays(y, predicted)}
     fit_rows = eval_rows = None  # None: every row (no copies of the columns)
     if has_holdout:
@@ -369,26 +372,12 @@ def evaluate_partition(
         metrics["holdout"] = MetricSums.of_arrays(y[held], predicted[held])
     ref = None if reference is None else _scored(columns, y, fit_rows, cols, reference)
     champ = None if champion is None else _scored(columns, y, eval_rows, cols, champion)
-    return Evaluated(part.index, metrics, ref, champ, str(target), gate)
+    return Evaluated(part.index, metrics, ref, champ, str(target), writing.result(), gate)
 
 
-def _write_predictions(table: pa.Table, target: Path) -> None:
-    """One Parquet part, then to disk on a thread while the worker reads its next file: left
-    to the kernel, gigabytes of parts waited in memory until publish's fsync stalled on them."""
-    write_predictions(table, target)
-    _SYNCING.submit(_fsync, target)
-
-
-_SYNCING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regflow-fsync")
-
-
-def _fsync(path: Path) -> None:
-    with contextlib.suppress(OSError):  # gone (a failed run removed it): nothing to keep
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+# Writes the predictions parts: a thread, so the disk's time overlaps the sums (Parquet
+# encoding, hashing and the write itself release the GIL).
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regflow-predictions")
 
 
 def _scored(

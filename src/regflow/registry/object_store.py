@@ -17,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from regflow.io.hashing import FileDigest
 from regflow.registry.errors import InvalidReferenceError, RegistryError, RegistryReadOnlyError
 from regflow.registry.store import (
     _CHUNK,
@@ -98,9 +100,17 @@ class FsspecStore:
 
     # -- staging -------------------------------------------------------------------------
 
-    def stage(self, source: Path, *, reserved: set[str], link: bool = False) -> Staged:
+    def stage(
+        self,
+        source: Path,
+        *,
+        reserved: set[str],
+        link: bool = False,
+        hashed: Mapping[str, FileDigest] | None = None,
+    ) -> Staged:
         """Upload every regular file under `source` to a new staging key, hashing the bytes
-        sent. `link` has no meaning across filesystems: files are always uploaded."""
+        sent. `link` has no meaning across filesystems: files are always uploaded, and so
+        hashed as they are sent (`hashed` would save nothing)."""
         self._refuse_writes()
         key = f"{int(time.time())}-{uuid.uuid4().hex}"
         entries: list[FileEntry] = []

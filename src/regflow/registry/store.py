@@ -14,13 +14,13 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
-from regflow.io.hashing import sha256_file
+from regflow.io.hashing import FileDigest, sha256_file
 from regflow.registry.errors import RegistryError, RegistryReadOnlyError
 from regflow.runtime.cores import usable_cores
 
@@ -52,7 +52,14 @@ class FileStore(Protocol):
 
     location: str
 
-    def stage(self, source: Path, *, reserved: set[str], link: bool = False) -> Staged: ...
+    def stage(
+        self,
+        source: Path,
+        *,
+        reserved: set[str],
+        link: bool = False,
+        hashed: Mapping[str, FileDigest] | None = None,
+    ) -> Staged: ...
     def write_staged(self, staged: Staged, path: str, data: bytes) -> None: ...
     def read_staged(self, staged: Staged, path: str) -> bytes: ...
     def publish(self, staged: Staged, name: str, version: int) -> str: ...
@@ -118,13 +125,22 @@ class LocalDirectoryStore:
 
     # -- staging -------------------------------------------------------------------------
 
-    def stage(self, source: Path, *, reserved: set[str], link: bool = False) -> Staged:
+    def stage(
+        self,
+        source: Path,
+        *,
+        reserved: set[str],
+        link: bool = False,
+        hashed: Mapping[str, FileDigest] | None = None,
+    ) -> Staged:
         """Copy every regular file under `source` into a new staging folder, hashing as we go.
 
         `link`: hard-link instead of copying where `source` is on the same filesystem, so a
         run folder and its version share one copy of each file (both become read-only, as
         versions are immutable); elsewhere the file is copied. Only for folders the caller
-        owns and no longer changes (the training flow's staged run folder).
+        owns and no longer changes (the training flow's staged run folder). `hashed`: digests
+        the caller took of files it wrote there (by path relative to `source`); a file linked
+        while stat says it is still the one hashed takes its digest instead of being read.
         Symlinks are refused: a version must hold its own bytes, not point elsewhere.
         """
         if self.read_only:
@@ -141,7 +157,10 @@ class LocalDirectoryStore:
                 dest = dest_root / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 jobs.append((src, dest, rel))
-            entries = _in_threads(lambda job: _stage_file(*job, link=link), jobs)
+            known = hashed or {}
+            entries = _in_threads(
+                lambda job: _stage_file(*job, link=link, known=known.get(job[2])), jobs
+            )
             for directory in sorted({p.parent for p in dest_root.rglob("*")}, reverse=True):
                 _fsync_dir(directory)
         except BaseException:
@@ -255,18 +274,24 @@ def _in_threads(work: Callable[[_J], FileEntry], jobs: list[_J]) -> list[FileEnt
         return list(pool.map(work, jobs))
 
 
-def _stage_file(src: Path, dest: Path, rel: str, *, link: bool) -> FileEntry:
-    linked = _link_hashed(src, dest, rel) if link else None
+def _stage_file(
+    src: Path, dest: Path, rel: str, *, link: bool, known: FileDigest | None
+) -> FileEntry:
+    linked = _link_hashed(src, dest, rel, known) if link else None
     return linked or _copy_hashed(src, dest, rel)
 
 
-def _link_hashed(src: Path, dest: Path, rel: str) -> FileEntry | None:
-    """Hard-link `src` as `dest` and hash it; None where a link cannot be made (then copy)."""
+def _link_hashed(src: Path, dest: Path, rel: str, known: FileDigest | None) -> FileEntry | None:
+    """Hard-link `src` as `dest` and hash it (or take `known`, where stat says the file is
+    still the one it describes); None where a link cannot be made (then copy)."""
+    holds = known is not None and known.holds(str(src))
     try:
         os.link(src, dest)
     except OSError:  # another filesystem (EXDEV), or one without hard links
         return None
     os.chmod(dest, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # versions are immutable
+    if known is not None and holds and known.same_inode(str(dest)):
+        return FileEntry(path=rel, sha256=known.sha256, size=known.size)
     return _hash_file(dest, rel)
 
 

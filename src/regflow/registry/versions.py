@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from regflow.errors import InvalidInputError
+from regflow.io.hashing import FileDigest
 from regflow.io.model_files import weights_from_bytes
 from regflow.registry import index as ix
 from regflow.registry.aliases import AliasMove, move_alias
@@ -54,6 +55,7 @@ class VersionsMixin(RegistryBase):
         promote: AliasMove | None = None,
         recorded_run_dir: str | None = None,
         link_files: bool = False,
+        hashed_files: Mapping[str, FileDigest] | None = None,
     ) -> ModelVersion:
         """Copy a finished run folder in as the next version of `name`.
 
@@ -67,14 +69,18 @@ class VersionsMixin(RegistryBase):
         `recorded_run_dir` is the run folder lineage names, when `run_dir` is its staging
         copy that the caller renames into place after the commit. `link_files`: hard-link
         the files into the store where it shares a filesystem with `run_dir` (one copy on
-        disk; the run folder's files become read-only), for a run folder nobody else writes.
+        disk; the run folder's files become read-only), for a run folder nobody else writes;
+        `hashed_files`: digests the caller took of files it wrote there, linked in without
+        being read again while stat says they are unchanged (see FileStore.stage).
         """
         check_name(name)
         run_dir = Path(run_dir)
         _check_run_folder(run_dir)
         # Everything recorded below comes from the staged copy, so the index row describes
         # exactly the bytes stored, even if the run folder changes while we copy.
-        staged = self.store.stage(run_dir, reserved={MANIFEST_FILE}, link=link_files)
+        staged = self.store.stage(
+            run_dir, reserved={MANIFEST_FILE}, link=link_files, hashed=hashed_files
+        )
         kill_point("register:staged")
         try:
             card = _parse_run(
