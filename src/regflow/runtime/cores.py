@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import platform
+from typing import Any
 
 
 def usable_cores() -> int:
@@ -30,3 +33,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "CPU"
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS held to one thread while the context lasts. The controller lists the process's
+    libraries once: threadpool_limits lists them on every call (~2 ms in a Dask worker, a
+    tenth of a partition's moment sweep). numpy's BLAS is loaded before any caller runs."""
+    return _blas_controller().limit(limits=1, user_api="blas")

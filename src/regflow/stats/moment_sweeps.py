@@ -27,9 +27,8 @@ from functools import partial
 from typing import TypeVar
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from regflow.runtime.cores import usable_cores
+from regflow.runtime.cores import one_blas_thread, usable_cores
 
 __all__ = [
     "MAX_CONDITION",
@@ -108,7 +107,7 @@ def _in_parallel(work: Callable[[int, int], _T], n: int, rows: int) -> list[_T]:
     one another, which made the sweeps 3 to 20 times slower on a busy 2-core machine.
     """
     ranges = _row_ranges(n, rows)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if len(ranges) == 1:
             return [work(*ranges[0])]
         with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
@@ -221,7 +220,7 @@ class Solution:
 def partition_moments(data: Data) -> Moments:
     """Sweep 1 over one partition in the calling thread (a Dask worker runs one task per thread)."""
     rows = _block_rows(data.d + 1)
-    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+    with np.errstate(all="ignore"), one_blas_thread():
         return _moments(data, rows, 0, data.n)
 
 
@@ -383,5 +382,5 @@ def partition_residuals(
     global (what the warnings print).
     """
     rows = _block_rows(data.d + 1)
-    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+    with np.errstate(all="ignore"), one_blas_thread():
         return _residuals(data, fit, diagnostics, rows, row_offset, 0, data.n)

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from regflow.runtime.cores import one_blas_thread
 from regflow.stats.least_squares import CurvatureSums
 from regflow.stats.moment_sweeps import Data, Moments, RowMaximum, cooks_distance
 from regflow.stats.r_factor import ScaledSolution, qr_r, solve_scaled, stacked_r
@@ -88,7 +88,7 @@ def partition_r(data: Data, moments: Moments, *, fit_intercept: bool = True) -> 
     rows = _block_rows(k)
     r = np.zeros((k, k))
     block = np.empty((min(rows, data.n), k), order="F")
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for first in range(0, data.n, rows):
             last = min(first + rows, data.n)
             body = block[: last - first]
@@ -220,7 +220,7 @@ def partition_qr_residuals(data: Data, fit: QRSolution, *, row_offset: int = 0) 
     base_leverage = 1.0 / fit.n if fit.fit_intercept else 0.0
     curved = scaled.fitted_ms > 0.0
     total = QRResiduals(wz=np.zeros(rank), we=np.zeros(rank))
-    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+    with np.errstate(all="ignore"), one_blas_thread():
         for first in range(0, data.n, rows):
             last = min(first + rows, data.n)
             body = block[: last - first]
