@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -261,24 +262,30 @@ def _train(
         train_moments_task(train_moments, features, config, opts.device, name, return_state=True)
     )
     champion = _champion(params, name, features)
-    evaluation, parts = unwrap(
-        partitioned_evaluate_task(
-            cluster, data, cols, scans, trained, train_moments, champion,
-            str(staging / PREDICTIONS_DIR), holdout_note=note,
-            max_optimality_gap=opts.max_optimality_gap,
-            aims_at_optimum=aims_at_optimum(config), gate_fit=gate.pending, return_state=True,
-        )
-    )  # fmt: skip
+    sample = merge.merged_sample(scans)
+    frame, preview = sample.loc[:, [*features, target]], sample_predictions(sample, cols, trained)
+    # The plots need only the sample and the model: drawn on a thread of this process while
+    # it waits for the evaluation pass, instead of after it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="regflow-plots") as drawing:
+        plotted = drawing.submit(render_plots, frame, trained, target, preview)
+        evaluation, parts = unwrap(
+            partitioned_evaluate_task(
+                cluster, data, cols, scans, trained, train_moments, champion,
+                str(staging / PREDICTIONS_DIR), holdout_note=note,
+                max_optimality_gap=opts.max_optimality_gap,
+                aims_at_optimum=aims_at_optimum(config), gate_fit=gate.pending,
+                return_state=True,
+            )
+        )  # fmt: skip
+    images = plotted.result()
     if gate.pending is not None:  # the gate's diagnostics came with the evaluation pass
         gate_sums = merge.merge_all(p.gate for p in parts)
         report = unwrap(
             gate_diagnostics_task(cluster, data, scans, gate, gate_sums, return_state=True)
         )
         _stop_unless_passed(name, report)  # final numbers a hair's breadth off the moments'
-    sample = merge.merged_sample(scans)
-    preview = sample_predictions(sample, cols, trained)
     valid = ValidatedData(
-        frame=sample.loc[:, [*features, target]],
+        frame=frame,
         features=features,
         target=target,
         source=source,
@@ -301,7 +308,6 @@ def _train(
             update={"rows": moments.count, "rows_quarantined": rejected}
         )}
     )  # fmt: skip
-    images = render_plots(valid.frame, trained, target, preview)
     staged = unwrap(
         publish_task(out.out, card, trained, None, images, None, staged_paths, return_state=True)
     )
