@@ -107,18 +107,17 @@ def _features(
     return [*numeric, *indicators], ignored, levels
 
 
-def _champion(params: TrainParams, name: str, features: list[str]) -> Linear | None:
-    """The current champion's coefficients, to be scored by the evaluation pass."""
+def _champion(params: TrainParams, name: str) -> Predictor | None:
+    """The current champion, verified, its coefficients to be scored by the evaluation pass."""
     try:
         with Registry.open(params.registry.registry, store=params.registry.registry_store,
                            create=False) as reg:  # fmt: skip
             current = reg.get_alias(name, CHAMPION)
             if current is None:
                 return None
-            champion = reg.load(f"{name}:{current}")
+            return reg.load(f"{name}:{current}")
     except (NotFoundError, IntegrityError):  # no registry, or a champion that fails to verify
         return None  # the register step decides again and says why
-    return _linear(champion, features)
 
 
 def _linear(champion: Predictor, features: list[str]) -> Linear | None:
@@ -261,7 +260,8 @@ def _train(
     trained = unwrap(
         train_moments_task(train_moments, features, config, opts.device, name, return_state=True)
     )
-    champion = _champion(params, name, features)
+    verified = _champion(params, name)
+    champion = None if verified is None else _linear(verified, features)
     sample = merge.merged_sample(scans)
     frame, preview = sample.loc[:, [*features, target]], sample_predictions(sample, cols, trained)
     # The plots need only the sample and the model: drawn on a thread of this process while
@@ -337,7 +337,7 @@ def _train(
                 promotion_scores(challenger), score, eval_split, target_variance=variance,
                 min_r2=out.min_r2, min_improvement=out.min_improvement, actor=run_id,
                 link_files=True, hashed_files=_written(parts, staging), store=out.registry_store,
-                return_state=True,
+                verified_champion=verified, return_state=True,
             )
         )  # fmt: skip
     except BaseException:

@@ -55,12 +55,13 @@ def _decide(
     min_r2: float,
     min_improvement: float,
     target_variance: float,
+    verified: Predictor | None = None,
 ) -> PromotionDecision:
     current = reg.get_alias(name, CHAMPION)
     champion_metrics, champion_signature, unverified = None, None, None
     if current is not None:
         try:
-            champion = reg.load(f"{name}:{current}")  # verifies every file
+            champion = _still(reg, verified, name, current) or reg.load(f"{name}:{current}")
         except IntegrityError as err:
             unverified = str(err)
         else:
@@ -78,6 +79,16 @@ def _decide(
         champion_unverified=unverified,
         target_variance=target_variance,
     )
+
+
+def _still(reg: Registry, verified: Predictor | None, name: str, version: int) -> Predictor | None:
+    """`verified` (loaded, every file checked, earlier in this run) where it is still the
+    champion's version with the same manifest: its files (gigabytes of a partitioned run's
+    predictions) are not read a second time."""
+    if verified is None or (verified.name, verified.version) != (name, version):
+        return None
+    same = reg.resolve(f"{name}:{version}").manifest_sha256 == verified.manifest_sha256
+    return verified if same else None
 
 
 def register_and_promote(
@@ -141,16 +152,18 @@ def register_scored(
     link_files: bool = False,
     hashed_files: Mapping[str, FileDigest] | None = None,
     store: str | None = None,
+    verified_champion: Predictor | None = None,
 ) -> tuple[ModelVersion, PromotionResult, str]:
     """register_and_promote with the scores given: the challenger's metrics on the evaluation
     rows, and a function that scores a champion on the same rows (the dask engine passes
-    sums its workers computed). `hashed_files`: see Registry.register."""
+    sums its workers computed). `hashed_files`: see Registry.register. `verified_champion`:
+    the champion as this run loaded it, used again while it is still the champion."""
     with Registry.open(registry, store=store) as reg:
         before = reg.get_alias(name, CHAMPION)
         for _ in range(CAS_ATTEMPTS):
             decision = _decide(
                 reg, name, signature, score_champion, challenger_metrics, min_r2,
-                min_improvement, target_variance,
+                min_improvement, target_variance, verified_champion,
             )  # fmt: skip
             move = None
             if decision.promote:
