@@ -16,7 +16,7 @@ from regflow.registry.reading import RegistryBase
 from regflow.registry.records import ModelVersion
 from regflow.registry.references import ModelRef
 from regflow.registry.rows import canonical_json, version_from_row, version_row
-from regflow.registry.store import MANIFEST_FILE, FileEntry, sha256_bytes
+from regflow.registry.store import MANIFEST_FILE, FileEntry, in_threads, sha256_bytes
 
 # The index columns a manifest's "record" repeats; the two must agree.
 _RECORD_COLUMNS = ("run_id", "data_sha256", "signature", "metrics", "lineage")
@@ -158,20 +158,27 @@ class IntegrityMixin(RegistryBase):
         expected = {f["path"]: FileEntry(**f) for f in manifest.get("files", [])}
         present = set(self.store.list_files(mv.name, mv.version)) - {MANIFEST_FILE}
         contents: dict[str, bytes] = {}
+
+        def examine(path: str) -> tuple[FileEntry, bytes] | OSError | RegistryError:
+            try:
+                if path in keep:
+                    data = self.store.read_bytes(mv.name, mv.version, path)
+                    return FileEntry(path, sha256_bytes(data), len(data)), data
+                return self.store.hash_file(mv.name, mv.version, path), b""
+            except (OSError, RegistryError) as exc:
+                return exc
+
+        there = [path for path in sorted(expected) if path in present]
+        examined = dict(zip(there, in_threads(examine, there), strict=True))
         for path, entry in sorted(expected.items()):
             if path not in present:
                 problems.append(problem("file_missing", f"{path} is missing", path))
                 continue
-            try:
-                if path in keep:
-                    data = self.store.read_bytes(mv.name, mv.version, path)
-                    found = FileEntry(path, sha256_bytes(data), len(data))
-                else:
-                    data = b""
-                    found = self.store.hash_file(mv.name, mv.version, path)
-            except (OSError, RegistryError) as exc:
-                problems.append(problem("file_unreadable", f"{path}: {exc}", path))
+            outcome = examined[path]
+            if isinstance(outcome, OSError | RegistryError):
+                problems.append(problem("file_unreadable", f"{path}: {outcome}", path))
                 continue
+            found, data = outcome
             if found.size != entry.size:
                 problems.append(
                     problem(

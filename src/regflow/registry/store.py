@@ -28,6 +28,7 @@ MANIFEST_FILE = "manifest.json"
 _STAGING = ".staging"
 _CHUNK = 1 << 20
 _J = TypeVar("_J")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class LocalDirectoryStore:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 jobs.append((src, dest, rel))
             known = hashed or {}
-            entries = _in_threads(
+            entries = in_threads(
                 lambda job: _stage_file(*job, link=link, known=known.get(job[2])), jobs
             )
             for directory in sorted({p.parent for p in dest_root.rglob("*")}, reverse=True):
@@ -264,10 +265,10 @@ def _walk(source: Path) -> Iterator[Path]:
             raise RegistryError(f"{path}: not a regular file")
 
 
-def _in_threads(work: Callable[[_J], FileEntry], jobs: list[_J]) -> list[FileEntry]:
+def in_threads(work: Callable[[_J], _R], jobs: list[_J]) -> list[_R]:
     """work(job) for every job, in order, a thread per core: hashlib and file I/O release the
     GIL, and a run of many parts (a partitioned dataset's predictions, gigabytes) hashed
-    one after another took seconds of the register step."""
+    one after another took seconds of the register step, and of every check of a version."""
     if len(jobs) <= 1:
         return [work(job) for job in jobs]
     with ThreadPoolExecutor(max_workers=min(len(jobs), usable_cores())) as pool:
