@@ -4,8 +4,10 @@ real helper process with a real LocalCluster, adopted, discarded, or failed."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
+import dask
 import pytest
 from distributed import Client
 
@@ -68,3 +70,19 @@ def test_one_that_stopped_answering_is_dropped() -> None:
     early.process.kill()
     early.process.wait()
     assert _client_of(early, logging.getLogger("test")) is None
+
+
+ALLOCATOR = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MIMALLOC_PURGE_DELAY")
+
+
+def test_its_workers_keep_freed_memory_and_profile_every_50_ms() -> None:
+    from regflow.runtime.engine import PROFILE_INTERVAL, WORKER_ENVIRON
+
+    early_cluster.start(2)
+    with dask_cluster(None, logging.getLogger("test")) as cluster:
+        # Functions the workers import by name (this test module is not on their path).
+        environ = {name: cluster.client.run(os.getenv, name) for name in ALLOCATOR}
+        interval = cluster.client.run(dask.config.get, "distributed.worker.profile.interval")
+    for name, by_worker in environ.items():
+        assert list(by_worker.values()) == [WORKER_ENVIRON[name]] * 2
+    assert list(interval.values()) == [PROFILE_INTERVAL] * 2
