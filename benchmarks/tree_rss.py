@@ -62,6 +62,13 @@ TRACKER = "multiprocessing resource tracker"
 KNOWN_ROLES = (CLIENT, HELPER, WORKER, TRACKER)
 
 
+def _parent(process: psutil.Process) -> int | None:
+    try:
+        return process.ppid()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
 def role_of(process: psutil.Process, root: int) -> str:
     """What a process of a regflow dask run is, from its command line."""
     if process.pid == root:
@@ -73,7 +80,9 @@ def role_of(process: psutil.Process, root: int) -> str:
     if "resource_tracker" in command:
         return TRACKER
     if "regflow.runtime.early_cluster" in command:
-        return HELPER
+        # The CLI's child; a worker the helper has just forked shows the helper's command
+        # line until it execs: not known yet, so the next poll classifies it.
+        return HELPER if _parent(process) == root else "starting"
     if "multiprocessing" in command or "forkserver" in command:
         return WORKER
     return os.path.basename(process.name())
