@@ -12,7 +12,7 @@ rows whatever the files' sizes or the number of workers.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -358,20 +358,24 @@ def evaluate_partition(
     target.parent.mkdir(parents=True, exist_ok=True)
     table = predictions_table(y, predicted, held if has_holdout else None)
     # Encoded and written on a thread while this one sums; on disk before the task ends, so
-    # a finished task's part survives its worker.
+    # a finished task's part survives its worker, and a failed one writes nothing after it
+    # (the run then removes its folder).
     writing = _WRITER.submit(write_predictions_part, table, target)
-    gate = None
-    if gate_fit is not None:
-        data = _data(part, cols, dropped, values=values)
-        gate = partition_residuals(data, gate_fit, diagnostics=True, row_offset=part.first_row)
-    metrics = {"all": MetricSums.of_arrays(y, predicted)}
-    fit_rows = eval_rows = None  # None: every row (no copies of the columns)
-    if has_holdout:
-        fit_rows, eval_rows = ~held, held
-        metrics["train"] = MetricSums.of_arrays(y[fit_rows], predicted[fit_rows])
-        metrics["holdout"] = MetricSums.of_arrays(y[held], predicted[held])
-    ref = None if reference is None else _scored(columns, y, fit_rows, cols, reference)
-    champ = None if champion is None else _scored(columns, y, eval_rows, cols, champion)
+    try:
+        gate = None
+        if gate_fit is not None:
+            data = _data(part, cols, dropped, values=values)
+            gate = partition_residuals(data, gate_fit, diagnostics=True, row_offset=part.first_row)
+        metrics = {"all": MetricSums.of_arrays(y, predicted)}
+        fit_rows = eval_rows = None  # None: every row (no copies of the columns)
+        if has_holdout:
+            fit_rows, eval_rows = ~held, held
+            metrics["train"] = MetricSums.of_arrays(y[fit_rows], predicted[fit_rows])
+            metrics["holdout"] = MetricSums.of_arrays(y[held], predicted[held])
+        ref = None if reference is None else _scored(columns, y, fit_rows, cols, reference)
+        champ = None if champion is None else _scored(columns, y, eval_rows, cols, champion)
+    finally:
+        wait([writing])
     return Evaluated(part.index, metrics, ref, champ, str(target), writing.result(), gate)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
 from regflow.io.hashing import FileDigest, sha256_file
+from regflow.io.write_through import write_through
 from regflow.registry.errors import RegistryError, RegistryReadOnlyError
 from regflow.runtime.cores import usable_cores
 
@@ -175,10 +176,7 @@ class LocalDirectoryStore:
     def write_staged(self, staged: Staged, path: str, data: bytes) -> None:
         target = self.root / _STAGING / staged.key / _safe_relative(path)
         target.unlink(missing_ok=True)  # a retried transaction writes it again
-        with open(target, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_through(data, target, direct=False)  # a small file: the cache serves it best
         os.chmod(target, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         _fsync_dir(target.parent)
 
